@@ -1,0 +1,36 @@
+"""Tell a web app that a job has ended: one JSON POST to the job's callback_url, never failing the job."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+
+from mljob.status import JobStatus
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10.0
+TRIES = 3
+
+
+def post_status(url: str, status: JobStatus, *, timeout: float = TIMEOUT_SECONDS, tries: int = TRIES) -> bool:
+    """POST {"jobname","status","code"} to `url`; retry a few times; log and return False on failure."""
+    body = status.summary()
+    for attempt in range(1, tries + 1):
+        try:
+            response = requests.post(url, json=body, timeout=timeout, allow_redirects=False)
+            if response.status_code < 300:
+                log.info("callback for job %s answered %s", status.jobname, response.status_code)
+                return True
+            problem = f"HTTP {response.status_code}"
+            if response.status_code < 500:
+                break
+        except requests.RequestException as exc:
+            problem = type(exc).__name__
+        if attempt < tries:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+    log.warning("callback for job %s failed after %d tries (%s); the job itself is unaffected",
+                status.jobname, attempt, problem)
+    return False

@@ -1,0 +1,266 @@
+"""The `mljob` command: make demo data, submit and run jobs, read their status and results.
+
+Exit codes: 0 ok, 1 the job failed, 2 bad usage or input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from mljob import __version__
+from mljob.errors import InvalidInput, MljobError
+from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
+from mljob.job_manager import JobManager
+from mljob.launcher import LocalLauncher
+from mljob.results_store import ResultsFileStore
+from mljob.settings import Settings
+from mljob.status import JobStatus, State
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEMO_WORKDIR = Path("mljob-demo")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(MljobError):
+    """A command-line argument is wrong."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mljob` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except MljobError as exc:
+        print(f"mljob: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mljob: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from mljob.synthetic_data import make_backend_data
+
+    species = _csv(args.species, SPECIES, "--species")
+    summary = make_backend_data(args.dir, species=species, n_genes=args.genes, dim=args.dim, seed=args.seed)
+    print(f"synthetic GenePlexus backend data written to {args.dir}: {summary}")
+    return EXIT_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    params = _load_config_file(args.config) if args.config else {}
+    name = args.name or params.pop("jobname", None)
+    for key in ("net_type", "sp_trn", "gsc_trn", "callback_url", "min_num_pos", "num_folds", "num_nodes",
+                "clust_method"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    if args.sp_res is not None:
+        params["sp_res"] = _csv(args.sp_res, SPECIES, "--sp-res")
+    if args.gsc_res is not None:
+        params["gsc_res"] = _csv(args.gsc_res, GSCS, "--gsc-res")
+    if args.no_cross_validate:
+        params["cross_validate"] = False
+    manager = _manager(args)
+    jobname = manager.submit(
+        _read_input(args.genes_file),
+        params,
+        name=name,
+        prefix=args.prefix,
+        negatives=_read_input(args.negatives) if args.negatives else None,
+        launch=False,
+        replace=args.replace,
+    )
+    print(jobname, flush=True)
+    if not args.run:
+        return EXIT_OK
+    status = manager.launch(jobname)
+    print(_status_line(status), file=sys.stderr)
+    return EXIT_OK if status.status is State.COMPLETED else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    status = _manager(args).launch(validate_jobname(args.jobname))
+    print(_status_line(status))
+    return EXIT_OK if status.status is State.COMPLETED else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    manager = _manager(args, need_data=False)
+    status = manager.status(validate_jobname(args.jobname))
+    if args.json:
+        print(status.model_dump_json(indent=2))
+    else:
+        print(_status_line(status))
+        if status.status is State.RUNNING:
+            print(f"  step: {status.progress.step} ({status.progress.percent}%)")
+    return EXIT_FAILED if status.status in (State.FAILED, State.TIMEOUT) else EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    manager = _manager(args, need_data=False)
+    results = manager.top_genes(validate_jobname(args.jobname))
+    for key, rows in results.items():
+        print(f"{args.jobname}: top genes for {key}")
+        print(_table(rows[: args.top]))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mljob.synthetic_data import make_backend_data
+
+    settings = Settings.from_env(data_path=args.data_path, jobs_path=args.jobs_path)
+    data_path = settings.data_path or args.workdir / "data"
+    jobs_path = settings.jobs_path or args.workdir / "jobs"
+    if not (data_path / "README.md").exists() and not any(data_path.glob("data_filenames_*.txt")):
+        print(f"making synthetic demo data in {data_path} ...", file=sys.stderr)
+        make_backend_data(data_path)
+    jobs_path.mkdir(parents=True, exist_ok=True)
+    store = ResultsFileStore(jobs_path, max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes)
+    manager = JobManager(store, LocalLauncher(store, data_path))
+    genes = resources.files("mljob").joinpath("demo_genes.txt").read_bytes()
+    jobname = manager.submit(genes, {}, prefix="demo", launch=False)
+    print(f"running demo job {jobname} on {len(genes.split())} genes ...", file=sys.stderr)
+    status = manager.launch(jobname)
+    print(_status_line(status))
+    if status.status is not State.COMPLETED:
+        return EXIT_FAILED
+    for key, rows in manager.top_genes(jobname).items():
+        print(f"\ntop genes for {key}:")
+        print(_table(rows[:15]))
+    print(f"\njob folder: {store.job_path(jobname)}")
+    return EXIT_OK
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
+    settings = Settings.from_env(data_path=args.data_path, jobs_path=args.jobs_path)
+    store = ResultsFileStore(
+        settings.require_jobs_path(), max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes
+    )
+    data_path = settings.require_data_path() if need_data else settings.data_path or Path(".")
+    return JobManager(store, LocalLauncher(store, data_path))
+
+
+def _status_line(status: JobStatus | None) -> str:
+    if status is None:
+        return "launched"
+    return f"{status.jobname}: {status.status.value} ({status.code}): {status.message}"
+
+
+def _csv(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    wrong = [v for v in values if v not in allowed]
+    if wrong or not values:
+        raise UsageError(f"{option}: {', '.join(wrong) or 'nothing'} not allowed; allowed: {', '.join(allowed)}")
+    return values
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"gene file {path} does not exist or is not a file")
+    return file.read_bytes()
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InvalidInput(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"config file {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"config file {path} must hold a mapping of parameters")
+    return data
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'rank':>4}  {'symbol':<12} {'probability':>11}  {'known':<5}  name"]
+    for row in rows:
+        known = "known" if row["known"] else "novel"
+        lines.append(f"{row['rank']:>4}  {row['symbol']:<12} {row['probability']:>11.3f}  {known:<5}  {row['name']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `mljob`."""
+    paths = _Parser(add_help=False)
+    paths.add_argument("--data-path", type=Path, help="GenePlexus backend data folder (default: $DATA_PATH)")
+    paths.add_argument("--jobs-path", type=Path, help="folder of job folders (default: $JOBS_PATH)")
+
+    parser = _Parser(prog="mljob", description="Run GenePlexus jobs from job folders.")
+    parser.add_argument("--version", action="version", version=f"mljob {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", parents=[paths], help="make demo data if missing, run a demo job, show top genes")
+    demo.add_argument("--workdir", type=Path, default=DEMO_WORKDIR,
+                      help=f"where demo data and jobs go when DATA_PATH/JOBS_PATH are unset (default: {DEMO_WORKDIR})")
+    demo.set_defaults(handler=cmd_demo)
+
+    make = sub.add_parser("make-data", help="write a small synthetic GenePlexus backend data set")
+    make.add_argument("dir", type=Path)
+    make.add_argument("--genes", type=int, default=300, help="genes per species (default 300; 19000 is realistic)")
+    make.add_argument("--dim", type=int, default=32, help="embedding dimension (default 32; 512 is realistic)")
+    make.add_argument("--species", default="Human,Mouse", help="comma-separated species (default Human,Mouse)")
+    make.add_argument("--seed", type=int, default=0)
+    make.set_defaults(handler=cmd_make_data)
+
+    submit = sub.add_parser("submit", parents=[paths], help="create a job from a gene file; prints its name")
+    submit.add_argument("genes_file", help="genes, one per line (or comma/tab/space separated); - reads stdin")
+    naming = submit.add_mutually_exclusive_group()
+    naming.add_argument("--name", help="the job name (default: generated)")
+    naming.add_argument("--prefix", help="a prefix for the generated job name")
+    submit.add_argument("--config", type=Path, help="job parameters as a YAML or JSON file (flags override it)")
+    submit.add_argument("--negatives", help="a file of negative genes")
+    submit.add_argument("--net-type", dest="net_type", choices=NETWORKS)
+    submit.add_argument("--sp-trn", dest="sp_trn", choices=SPECIES)
+    submit.add_argument("--sp-res", dest="sp_res", help=f"comma-separated, from {', '.join(SPECIES)}")
+    submit.add_argument("--gsc-trn", dest="gsc_trn", choices=GSCS)
+    submit.add_argument("--gsc-res", dest="gsc_res", help=f"comma-separated, from {', '.join(GSCS)}")
+    submit.add_argument("--min-num-pos", dest="min_num_pos", type=int)
+    submit.add_argument("--num-folds", dest="num_folds", type=int)
+    submit.add_argument("--no-cross-validate", action="store_true")
+    submit.add_argument("--num-nodes", dest="num_nodes", type=int)
+    submit.add_argument("--cluster", dest="clust_method", choices=CLUSTER_METHODS)
+    submit.add_argument("--callback-url", dest="callback_url")
+    submit.add_argument("--replace", action="store_true", help="replace an existing job of the same name")
+    submit.add_argument("--run", action="store_true", help="run the job now, in this process")
+    submit.set_defaults(handler=cmd_submit)
+
+    run = sub.add_parser("run", parents=[paths], help="run a job now, in this process")
+    run.add_argument("jobname")
+    run.set_defaults(handler=cmd_run)
+
+    status = sub.add_parser("status", parents=[paths], help="show a job's status")
+    status.add_argument("jobname")
+    status.add_argument("--json", action="store_true", help="print status.json as it is")
+    status.set_defaults(handler=cmd_status)
+
+    results = sub.add_parser("results", parents=[paths], help="show a completed job's top genes")
+    results.add_argument("jobname")
+    results.add_argument("--top", type=int, default=20)
+    results.set_defaults(handler=cmd_results)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Settings read from the environment, defined once here for the CLI, the runner and the function app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from mljob.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the code reads; each field names its environment variable."""
+
+    data_path: Path | None = field(
+        default=None, metadata={"env": "DATA_PATH", "help": "folder holding the GenePlexus backend data"}
+    )
+    jobs_path: Path | None = field(
+        default=None, metadata={"env": "JOBS_PATH", "help": "folder holding one folder per job"}
+    )
+    max_input_genes: int = field(
+        default=10_000, metadata={"env": "MAX_INPUT_GENES", "help": "most genes accepted in one gene list"}
+    )
+    max_input_bytes: int = field(
+        default=1_000_000, metadata={"env": "MAX_INPUT_BYTES", "help": "largest gene file accepted, in bytes"}
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read every setting from `environ` (default os.environ); keyword overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if overrides.get(f.name) is not None:
+                raw: object = overrides[f.name]
+            elif environ.get(f.metadata["env"], "").strip():
+                raw = environ[f.metadata["env"]].strip()
+            else:
+                continue
+            values[f.name] = _convert(f.metadata["env"], f.default, raw)
+        return cls(**values)
+
+    def require_data_path(self) -> Path:
+        """DATA_PATH as an existing folder, or a SettingsError that says what to do."""
+        return _require_dir("DATA_PATH", self.data_path, "mljob make-data DIR writes a small synthetic set")
+
+    def require_jobs_path(self) -> Path:
+        """JOBS_PATH as an existing folder, or a SettingsError that says what to do."""
+        return _require_dir("JOBS_PATH", self.jobs_path, "create the folder first, e.g. mkdir -p DIR")
+
+
+def env_names() -> list[str]:
+    """The environment variables mljob reads, in definition order."""
+    return [f.metadata["env"] for f in fields(Settings)]
+
+
+def _convert(env: str, default: object, raw: object) -> object:
+    if isinstance(default, int):
+        try:
+            value = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SettingsError(f"{env} must be a whole number, got {raw!r}") from None
+        if value < 1:
+            raise SettingsError(f"{env} must be at least 1, got {value}")
+        return value
+    return Path(str(raw)).expanduser()
+
+
+def _require_dir(env: str, path: Path | None, hint: str) -> Path:
+    if path is None:
+        raise SettingsError(f"{env} is not set: set it (or pass --{env.lower().replace('_', '-')}); {hint}")
+    if not path.exists():
+        raise SettingsError(f"{env}={path} does not exist; {hint}")
+    if not path.is_dir():
+        raise SettingsError(f"{env}={path} is not a folder")
+    return path
