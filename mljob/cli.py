@@ -260,7 +260,3 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--top", type=int, default=20)
     results.set_defaults(handler=cmd_results)
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())

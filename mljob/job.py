@@ -217,7 +217,10 @@ def parse_genes(
     data: bytes | str, *, max_genes: int = 10_000, max_bytes: int = 1_000_000, what: str = "gene list"
 ) -> list[str]:
     """Split a gene list (lines, commas, tabs or spaces), trim it, drop duplicates in order; refuse bad input."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid text (it holds unpaired surrogate characters)") from None
     if len(raw) > max_bytes:
         raise InvalidInput(f"{what} is {len(raw):,} bytes; the most accepted is {max_bytes:,} bytes")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):

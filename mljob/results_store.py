@@ -191,11 +191,14 @@ class ResultsFileStore:
         """The job's status.json; a missing or unreadable one is reported, not guessed."""
         path = self._file(jobname, STATUS_FILE)
         try:
-            return JobStatus.model_validate_json(path.read_bytes())
+            status = JobStatus.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             raise InvalidInput(f"job {jobname} has no {STATUS_FILE}") from None
-        except ValueError:
-            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt") from None
+        except (OSError, ValueError):
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
+        if status.jobname != jobname:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} names another job ({status.jobname})")
+        return status
 
     def write_status(self, status: JobStatus) -> JobStatus:
         """Write status.json atomically."""
@@ -212,6 +215,7 @@ class ResultsFileStore:
         attempt: int | None = None,
     ) -> JobStatus:
         """Move the job to `state` (appending to its history) and write it; returns the new status."""
+        self._existing(jobname)
         try:
             current = self.read_status(jobname)
         except InvalidInput:
@@ -272,11 +276,13 @@ class ResultsFileStore:
         results = self._file(jobname, RESULTS_DIR)
         if not results.is_dir():
             return []
-        return sorted(p.relative_to(results).as_posix() for p in results.rglob("*") if p.is_file())
+        return sorted(
+            p.relative_to(results).as_posix() for p in results.rglob("*") if p.is_file() and not p.is_symlink()
+        )
 
     def result_path(self, jobname: str, relpath: str) -> Path:
         """The path of one result file; refuses anything that leads out of results/."""
-        if "\x00" in relpath or relpath.startswith("/"):
+        if "\x00" in relpath or relpath.startswith("/") or ".." in Path(relpath).parts:
             raise InvalidInput(f"invalid result file name {relpath!r}")
         path = self._file(jobname, RESULTS_DIR, *Path(relpath).parts)
         results = self._file(jobname, RESULTS_DIR).resolve()

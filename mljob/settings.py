@@ -33,8 +33,9 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
-            if overrides.get(f.name) is not None:
-                raw: object = overrides[f.name]
+            override = overrides.get(f.name)
+            if override is not None and str(override).strip():
+                raw: object = str(override).strip() if isinstance(override, str) else override
             elif environ.get(f.metadata["env"], "").strip():
                 raw = environ[f.metadata["env"]].strip()
             else:

@@ -1,9 +1,46 @@
-"""Shared pytest fixtures: an isolated home for pystow, synthetic backend data made once."""
+"""Shared pytest fixtures: an isolated home for pystow, synthetic backend data made once per session."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
 
 # geneplexus writes $PYSTOW_HOME/README.md on import; keep it out of the user's home.
 os.environ.setdefault("PYSTOW_HOME", tempfile.mkdtemp(prefix="mljob-pystow-"))
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic backend data set (Human + Mouse), made once; tests must not change it."""
+    from mljob.synthetic_data import make_backend_data
+
+    path = tmp_path_factory.mktemp("backend-data")
+    make_backend_data(path)
+    return path
+
+
+@pytest.fixture
+def jobs_path(tmp_path: Path) -> Path:
+    """An empty jobs folder."""
+    path = tmp_path / "jobs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(jobs_path: Path):
+    """A ResultsFileStore over an empty jobs folder."""
+    from mljob.results_store import ResultsFileStore
+
+    return ResultsFileStore(jobs_path)
+
+
+@pytest.fixture
+def demo_genes() -> list[str]:
+    """The bundled demo gene set (most of one community of the synthetic data, plus unknown symbols)."""
+    return (REPO / "mljob" / "demo_genes.txt").read_text().split()
