@@ -149,7 +149,7 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
         with steps.step("network"):
             gp.make_small_edgelist(num_nodes=config.num_nodes)
         with steps.step("saving"), store.staging_results(jobname) as staging:
-            gp.save_class(str(staging), save_type="all", zip_output=False, overwrite=False)
+            _save_class(gp, staging)
             write_web_files(gp, staging, top=config.num_nodes)
         info = _job_info(gp, config, genes, negatives, data_path, required, steps.seconds, started)
         info["result_files"] = store.list_results(jobname)
@@ -159,6 +159,22 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
     cv = f", cross-validation log2(auPRC/prior) {avgps:.2f}" if avgps is not None else ""
     return (f"{len(model.pos_genes_in_net)} of your {len(genes)} genes were used to train the model{cv}; "
             f"results in results/")
+
+
+def _save_class(gp: Any, folder: Path) -> None:
+    """gp.save_class(folder, "all"), working around GenePlexus 3.0.1 failing to save after load_negatives.
+
+    save_class puts every DataFrame-free attribute into top_level_config.json but forgets
+    df_convert_out_negatives (a TypeError); it is set aside and written as its own TSV instead.
+    """
+    negatives_table = gp.__dict__.pop("df_convert_out_negatives", None)
+    try:
+        gp.save_class(str(folder), save_type="all", zip_output=False, overwrite=False)
+    finally:
+        if negatives_table is not None:
+            gp.df_convert_out_negatives = negatives_table
+    if negatives_table is not None:
+        negatives_table.to_csv(folder / "df_convert_out_negatives.tsv", sep="\t", index=False)
 
 
 def _check_backend_data(config: JobConfig, data_path: Path) -> list[str]:
@@ -268,19 +284,22 @@ class _ThisThread(logging.Filter):
 
 @contextmanager
 def _job_log(store: ResultsFileStore, jobname: str) -> Iterator[None]:
-    """Send mljob's and geneplexus's log lines of this thread to the job's job.log while it runs."""
+    """Send this thread's log lines (mljob's, geneplexus's, ...) to the job's job.log while it runs.
+
+    The handler sits on the root logger: GenePlexus resets the level of every stream handler on its
+    own logger (file handlers included), so a handler there would lose its INFO lines.
+    """
     handler = store.log_handler(jobname)
     handler.addFilter(_ThisThread())
-    loggers = [logging.getLogger("mljob"), logging.getLogger("geneplexus")]
-    if loggers[0].level == logging.NOTSET:
-        loggers[0].setLevel(logging.INFO)
-    for logger in loggers:
-        logger.addHandler(handler)
+    mljob_logger = logging.getLogger("mljob")
+    if mljob_logger.level == logging.NOTSET:
+        mljob_logger.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
+        root.removeHandler(handler)
         handler.close()
 
 

@@ -1,0 +1,189 @@
+"""The `mljob` command, run as a real subprocess: exit codes, output, and nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mljob(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, stdin: str | None = None):
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATA_PATH", "JOBS_PATH")}
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "mljob", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        input=stdin,
+        timeout=300,
+    )
+
+
+def snapshot(*roots: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_size for root in roots for p in root.rglob("*")}
+
+
+@pytest.fixture
+def env(data_path, jobs_path) -> dict[str, str]:
+    return {"DATA_PATH": str(data_path), "JOBS_PATH": str(jobs_path)}
+
+
+@pytest.fixture
+def genes_file(tmp_path, demo_genes) -> Path:
+    path = tmp_path / "genes.txt"
+    path.write_text("\n".join(demo_genes) + "\n")
+    return path
+
+
+def test_submit_prints_the_name_alone_then_run_status_results(env, genes_file, jobs_path):
+    submit = mljob("submit", str(genes_file), "--prefix", "My Genes!", env=env)
+    assert submit.returncode == 0, submit.stderr
+    name = submit.stdout.strip()
+    assert submit.stdout == name + "\n" and name.startswith("my-genes-") and len(name) == len("my-genes-") + 8
+    assert json.loads((jobs_path / name / "status.json").read_text())["status"] == "created"
+
+    run = mljob("run", name, env=env)
+    assert run.returncode == 0, run.stderr
+    assert f"{name}: completed (200)" in run.stdout
+
+    status = mljob("status", name, "--json", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "completed"
+    results = mljob("results", name, "--top", "5", env=env)
+    assert results.returncode == 0 and "top genes for Human-Combined" in results.stdout
+    assert len(results.stdout.strip().splitlines()) == 1 + 1 + 5
+
+
+def test_run_on_unknown_genes_exits_1_and_status_says_why(env, tmp_path, jobs_path):
+    genes = tmp_path / "unknown.txt"
+    genes.write_text("\n".join(f"NOPE{i}" for i in range(30)))
+    submit = mljob("submit", str(genes), "--name", "all-unknown", env=env)
+    assert submit.returncode == 0, submit.stderr
+    run = mljob("run", "all-unknown", env=env)
+    assert run.returncode == 1
+    status = json.loads((jobs_path / "all-unknown" / "status.json").read_text())
+    assert status["status"] == "failed" and "too few of your genes" in status["message"]
+    assert "0 of your 30 genes" in status["message"]
+    assert mljob("status", "all-unknown", env=env).returncode == 1
+
+
+@pytest.mark.parametrize("bad", ["../escape", "UPPER", "a/b", "ab", "-lead", "trail-", "has space", "x" * 64, "é-job"])
+def test_bad_job_name_exits_2_and_writes_nothing(env, genes_file, data_path, jobs_path, tmp_path, bad):
+    before = snapshot(tmp_path, data_path)
+    for args in (
+        ["submit", str(genes_file), f"--name={bad}"],
+        ["run", "--", bad],
+        ["status", "--", bad],
+        ["results", "--", bad],
+    ):
+        result = mljob(*args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "invalid job name" in result.stderr
+        assert result.stdout == ""
+    assert snapshot(tmp_path, data_path) == before
+
+
+def test_usage_errors_are_one_line_exit_2(env, genes_file):
+    for args in (
+        ["submit", str(genes_file), "--net-type", "FOO"],
+        ["frobnicate"],
+        ["submit"],
+        ["submit", str(genes_file), "--sp-res", "Human,Martian"],
+    ):
+        result = mljob(*args, env=env)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+
+
+def test_bad_inputs_exit_2_without_a_job_folder(env, tmp_path, genes_file, jobs_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\x00\x01\x02GENE")
+    config = tmp_path / "params.yaml"
+    config.write_text("net_type: BioGRID\nsp_trn: Zebrafish\n")
+    cases = [
+        (["submit", str(empty)], "empty"),
+        (["submit", str(binary)], "binary"),
+        (["submit", str(tmp_path / "missing.txt")], "does not exist"),
+        (["submit", str(genes_file), "--config", str(config)], "Zebrafish"),
+        (["submit", str(genes_file), "--callback-url", "ftp://example.org/x"], "callback_url"),
+        (["run", "no-such-job"], "not found"),
+    ]
+    for args, words in cases:
+        result = mljob(*args, env=env)
+        assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert list(jobs_path.iterdir()) == []
+
+
+def test_missing_settings_are_explained(tmp_path, genes_file):
+    result = mljob("submit", str(genes_file))
+    assert result.returncode == 2 and "JOBS_PATH is not set" in result.stderr
+    result = mljob("run", "some-job", env={"JOBS_PATH": str(tmp_path / "nope"), "DATA_PATH": str(tmp_path)})
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_submit_with_yaml_config_and_run_flag(env, tmp_path, genes_file, jobs_path):
+    config = tmp_path / "params.yaml"
+    config.write_text("net_type: IMP\nsp_res: [Human, Mouse]\nnum_nodes: 10\n")
+    result = mljob(
+        "submit", str(genes_file), "--config", str(config), "--gsc-res", "GO", "--name", "yaml-job", "--run", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "yaml-job\n" and "completed" in result.stderr
+    saved = json.loads((jobs_path / "yaml-job" / "job_config.json").read_text())
+    assert saved["net_type"] == "IMP" and saved["gsc_res"] == ["GO", "GO"] and saved["num_nodes"] == 10
+
+
+def test_genes_from_stdin(env, demo_genes):
+    result = mljob("submit", "-", "--name", "stdin-job", env=env, stdin=", ".join(demo_genes))
+    assert result.returncode == 0 and result.stdout == "stdin-job\n"
+
+
+def test_demo_runs_a_real_job_and_prints_top_genes(tmp_path):
+    result = mljob("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout and "top genes for Human-Combined" in result.stdout
+    assert "job folder:" in result.stdout
+    folder = Path(result.stdout.split("job folder:")[1].strip().splitlines()[0])
+    assert (folder / "results" / "top_genes.json").is_file()
+    again = mljob("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert again.returncode == 0 and "making synthetic demo data" not in again.stderr
+
+
+def test_make_data_and_module_runner(tmp_path, demo_genes):
+    data = tmp_path / "data"
+    made = mljob("make-data", str(data), "--species", "Human", "--genes", "300", "--dim", "16")
+    assert made.returncode == 0, made.stderr
+    assert "SYNTHETIC" in (data / "README.md").read_text().upper()
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    genes = tmp_path / "g.txt"
+    genes.write_text("\n".join(demo_genes))
+    env = {"DATA_PATH": str(data), "JOBS_PATH": str(jobs)}
+    assert mljob("submit", str(genes), "--name", "module-run", env=env).returncode == 0
+    run = subprocess.run(
+        [sys.executable, "-m", "mljob.run_geneplexus", "module-run", str(jobs), str(data)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "module-run: completed" in run.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "mljob.run_geneplexus", "../x", str(jobs), str(data)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "invalid job name" in bad.stderr
