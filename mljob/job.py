@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from mljob.backend_data import FEATURES, GSCS, NETWORKS, SPECIES
 from mljob.errors import InvalidInput
 
 # --- job names -------------------------------------------------------------------------------
@@ -57,14 +58,10 @@ def new_jobname(prefix: str | None = None) -> str:
 
 # --- job config ------------------------------------------------------------------------------
 
-NETWORKS = ("BioGRID", "STRING", "IMP")
-FEATURES = ("SixSpeciesN2V",)
-SPECIES = ("Human", "Mouse", "Fly", "Worm", "Zebrafish", "Yeast")
-GSCS = ("GO", "Monarch", "Mondo", "Combined")
 CLUSTER_METHODS = ("louvain", "domino")
 
-Species = Literal["Human", "Mouse", "Fly", "Worm", "Zebrafish", "Yeast"]
-Gsc = Literal["GO", "Monarch", "Mondo", "Combined"]
+Species = Literal[SPECIES]  # type: ignore[valid-type]
+Gsc = Literal[GSCS]  # type: ignore[valid-type]
 
 
 def _as_list(value: Any) -> Any:
@@ -105,8 +102,8 @@ class JobConfig(BaseModel):
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     callback_url: Annotated[str, AfterValidator(_check_callback)] | None = None
 
-    net_type: Literal["BioGRID", "STRING", "IMP"] = "STRING"
-    features: Literal["SixSpeciesN2V"] = "SixSpeciesN2V"
+    net_type: Literal[NETWORKS] = "STRING"  # type: ignore[valid-type]
+    features: Literal[FEATURES] = "SixSpeciesN2V"  # type: ignore[valid-type]
     sp_trn: Species = "Human"
     sp_res: Annotated[list[Species], BeforeValidator(_as_list), AfterValidator(_nonempty)] = ["Human"]
     gsc_trn: Gsc = "Combined"
@@ -117,7 +114,7 @@ class JobConfig(BaseModel):
     cross_validate: StrictBool = True
     random_state: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
     num_nodes: Annotated[StrictInt, Field(ge=1, le=500)] = 50
-    clust_method: Literal["louvain", "domino"] | None = None
+    clust_method: Literal[CLUSTER_METHODS] | None = None  # type: ignore[valid-type]
     clust_min_size: Annotated[StrictInt, Field(ge=1, le=1000)] = 15
 
     @model_validator(mode="after")

@@ -45,16 +45,28 @@ STEP_PERCENT = {
 _MUTABLE_DEFAULTS = ("ALL_SPECIES", "DEFAULT_LOGREG_KWARGS", "DEFAULT_LOUVAIN_KWARGS", "DEFAULT_DOMINO_KWARGS")
 
 
-def run_geneplexus(jobname: str, store: ResultsFileStore, data_path: str | Path) -> JobStatus:
-    """Run job `jobname` to its end and return its final status (completed or failed, with a reason)."""
+def run_geneplexus(jobname: str, store: ResultsFileStore, data_path: str | Path, *, retry: bool = False) -> JobStatus:
+    """Run job `jobname` to its end and return its final status (completed or failed, with a reason).
+
+    Failures a retry cannot fix (bad config or genes, too few genes, missing backend data) end in
+    `failed`. So do unexpected errors, unless `retry` is true: then the job goes back to `queued`,
+    its message saying which try failed, and the error is re-raised for the queue to redeliver.
+    """
     validate_jobname(jobname)
     if not store.exists(jobname):
         raise JobNotFound(f"job {jobname} not found in {store.root}")
-    previous = store.read_status(jobname) if _has_status(store, jobname) else None
-    attempt = (previous.attempt if previous else 0) + 1
+    try:
+        attempt = store.read_status(jobname).attempt + 1
+    except InvalidInput:
+        attempt = 1
     with _job_log(store, jobname):
-        store.update_status(jobname, State.RUNNING, f"run {attempt} started", attempt=attempt,
-                            progress=Progress(step="starting", percent=0))
+        store.update_status(
+            jobname,
+            State.RUNNING,
+            f"run {attempt} started",
+            attempt=attempt,
+            progress=Progress(step="starting", percent=0),
+        )
         log.info("job %s: run %d started (mljob %s)", jobname, attempt, mljob.__version__)
         try:
             summary = _run(jobname, store, Path(data_path))
@@ -62,10 +74,12 @@ def run_geneplexus(jobname: str, store: ResultsFileStore, data_path: str | Path)
             log.error("job %s failed: %s", jobname, exc)
             final = store.update_status(jobname, State.FAILED, str(exc))
         except Exception as exc:
-            log.exception("job %s failed with an unexpected error", jobname)
-            final = store.update_status(
-                jobname, State.FAILED, f"unexpected error ({type(exc).__name__}: {exc}); details are in job.log"
-            )
+            log.exception("job %s: run %d failed with an unexpected error", jobname, attempt)
+            reason = f"unexpected error ({type(exc).__name__}: {exc}); details are in job.log"
+            if retry:
+                store.update_status(jobname, State.QUEUED, f"try {attempt} failed: {reason}; it will be retried")
+                raise
+            final = store.update_status(jobname, State.FAILED, reason)
         else:
             final = store.update_status(jobname, State.COMPLETED, summary, progress=Progress(step="done", percent=100))
             log.info("job %s completed: %s", jobname, summary)
@@ -73,14 +87,6 @@ def run_geneplexus(jobname: str, store: ResultsFileStore, data_path: str | Path)
         if config is not None and config.callback_url:
             callback.post_status(config.callback_url, final)
     return final
-
-
-def _has_status(store: ResultsFileStore, jobname: str) -> bool:
-    try:
-        store.read_status(jobname)
-    except InvalidInput:
-        return False
-    return True
 
 
 def _config_or_none(store: ResultsFileStore, jobname: str) -> JobConfig | None:
@@ -99,8 +105,9 @@ class _Steps:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        self.store.update_status(self.jobname, State.RUNNING, name,
-                                 progress=Progress(step=name, percent=STEP_PERCENT[name]))
+        self.store.update_status(
+            self.jobname, State.RUNNING, name, progress=Progress(step=name, percent=STEP_PERCENT[name])
+        )
         log.info("job %s: %s", self.jobname, name)
         start = time.perf_counter()
         yield
@@ -122,8 +129,7 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
     from geneplexus.exception import NoPositivesError
 
     with _guarded_geneplexus_defaults():
-        gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False,
-                        log_level="WARNING")
+        gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False, log_level="WARNING")
         with steps.step("loading genes"):
             gp.load_genes(list(genes))
         _check_enough_genes(gp, config, len(genes))
@@ -132,16 +138,23 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
                 gp.load_negatives(list(negatives))
         if config.clust_method:
             with steps.step("clustering"):
-                gp.cluster_input(clust_method=config.clust_method, clust_min_size=config.clust_min_size,
-                                 clust_kwargs={})
+                gp.cluster_input(
+                    clust_method=config.clust_method, clust_min_size=config.clust_min_size, clust_kwargs={}
+                )
         with steps.step("fitting"):
             try:
-                gp.fit(logreg_kwargs={}, min_num_pos=config.min_num_pos, min_num_pos_cv=config.min_num_pos_cv,
-                       num_folds=config.num_folds, random_state=config.random_state,
-                       cross_validate=config.cross_validate)
+                gp.fit(
+                    logreg_kwargs={},
+                    min_num_pos=config.min_num_pos,
+                    min_num_pos_cv=config.min_num_pos_cv,
+                    num_folds=config.num_folds,
+                    random_state=config.random_state,
+                    cross_validate=config.cross_validate,
+                )
             except NoPositivesError as exc:
-                raise JobError(f"too few of your genes are in the {config.net_type} network to train a model: "
-                               f"{exc}") from None
+                raise JobError(
+                    f"too few of your genes are in the {config.net_type} network to train a model: {exc}"
+                ) from None
         with steps.step("predicting"):
             gp.predict()
         with steps.step("similarities"):
@@ -157,8 +170,10 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
     model = gp.model_info["All-Genes"]
     avgps = info["avgps_mean"]
     cv = f", cross-validation log2(auPRC/prior) {avgps:.2f}" if avgps is not None else ""
-    return (f"{len(model.pos_genes_in_net)} of your {len(genes)} genes were used to train the model{cv}; "
-            f"results in results/")
+    return (
+        f"{len(model.pos_genes_in_net)} of your {len(genes)} genes were used to train the model{cv}; "
+        f"results in results/"
+    )
 
 
 def _save_class(gp: Any, folder: Path) -> None:
@@ -179,17 +194,25 @@ def _save_class(gp: Any, folder: Path) -> None:
 
 def _check_backend_data(config: JobConfig, data_path: Path) -> list[str]:
     """The backend files this job reads; JobError naming the missing ones (nothing is downloaded)."""
-    params = dict(net_type=config.net_type, features=config.features, sp_trn=config.sp_trn,
-                  sp_res=config.sp_res, gsc_trn=config.gsc_trn, gsc_res=config.gsc_res,
-                  clustering=config.clust_method is not None)
+    params = dict(
+        net_type=config.net_type,
+        features=config.features,
+        sp_trn=config.sp_trn,
+        sp_res=config.sp_res,
+        gsc_trn=config.gsc_trn,
+        gsc_res=config.gsc_res,
+        clustering=config.clust_method is not None,
+    )
     if not data_path.is_dir():
         raise JobError(f"the GenePlexus backend data folder {data_path} does not exist")
     missing = backend_data.missing_files(data_path, **params)
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise JobError(f"GenePlexus backend data for {config.sp_trn}/{config.net_type} is missing from "
-                       f"{data_path}: {shown}; download it (scripts/download_data_for_geneplexus.py) "
-                       "before running the job")
+        raise JobError(
+            f"GenePlexus backend data for {config.sp_trn}/{config.net_type} is missing from "
+            f"{data_path}: {shown}; download it (scripts/download_data_for_geneplexus.py) "
+            "before running the job"
+        )
     return backend_data.required_files(**params)
 
 
@@ -208,8 +231,16 @@ def _check_enough_genes(gp: Any, config: JobConfig, given: int) -> None:
         )
 
 
-def _job_info(gp: Any, config: JobConfig, genes: list[str], negatives: list[str] | None, data_path: Path,
-              required: list[str], seconds: dict[str, float], started: float) -> dict[str, Any]:
+def _job_info(
+    gp: Any,
+    config: JobConfig,
+    genes: list[str],
+    negatives: list[str] | None,
+    data_path: Path,
+    required: list[str],
+    seconds: dict[str, float],
+    started: float,
+) -> dict[str, Any]:
     """The manifest written to job_info.json."""
     import geneplexus
     import numpy
@@ -220,9 +251,13 @@ def _job_info(gp: Any, config: JobConfig, genes: list[str], negatives: list[str]
     return {
         "jobname": config.jobname,
         "parameters": config.model_dump(mode="json"),
-        "versions": {"mljob": mljob.__version__, "geneplexus": geneplexus.__version__,
-                     "python": platform.python_version(), "numpy": numpy.__version__,
-                     "scikit-learn": sklearn.__version__},
+        "versions": {
+            "mljob": mljob.__version__,
+            "geneplexus": geneplexus.__version__,
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
         "data_path": str(data_path),
         "backend_files": [{"name": name, "bytes": (data_path / name).stat().st_size} for name in required],
         "seconds": seconds,
@@ -238,8 +273,9 @@ def _job_info(gp: Any, config: JobConfig, genes: list[str], negatives: list[str]
             "not_in_network": len(model.genes_not_in_net),
             "negatives_used": len(model.negative_genes),
         },
-        "network_summary": [{k: (int(v) if isinstance(v, numpy.integer) else v) for k, v in row.items()}
-                            for row in gp.table_summary],
+        "network_summary": [
+            {k: (int(v) if isinstance(v, numpy.integer) else v) for k, v in row.items()} for row in gp.table_summary
+        ],
         "models": list(gp.model_info),
         "results": list(model.results),
     }

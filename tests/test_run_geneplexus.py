@@ -310,3 +310,22 @@ def test_callback_to_a_closed_port_never_fails_the_job(store, data_path, demo_ge
     monkeypatch.setattr("mljob.callback.time.sleep", lambda s: None)
     name = make_job(store, "cb-down", demo_genes, callback_url="http://127.0.0.1:9/down")
     assert run_geneplexus(name, store, data_path).status is State.COMPLETED
+
+
+def test_retry_puts_an_unexpected_failure_back_in_the_queue(store, data_path, demo_genes, tmp_path):
+    broken = tmp_path / "broken-data"
+    shutil.copytree(data_path, broken)
+    (broken / "Data__Human__SixSpeciesN2V__STRING.npy").write_bytes(b"not a numpy file")
+    name = make_job(store, "retry-job", demo_genes)
+    with pytest.raises(ValueError):
+        run_geneplexus(name, store, broken, retry=True)
+    status = store.read_status(name)
+    assert status.status is State.QUEUED and status.attempt == 1
+    assert "try 1 failed" in status.message and "will be retried" in status.message
+    assert run_geneplexus(name, store, data_path, retry=True).status is State.COMPLETED
+    assert store.read_status(name).attempt == 2
+
+
+def test_retry_does_not_retry_what_cannot_be_fixed(store, data_path):
+    name = make_job(store, "no-retry", [f"NOPE{i}" for i in range(20)])
+    assert run_geneplexus(name, store, data_path, retry=True).status is State.FAILED
