@@ -15,16 +15,53 @@ class Settings:
     """Every setting the code reads; each field names its environment variable."""
 
     data_path: Path | None = field(
-        default=None, metadata={"env": "DATA_PATH", "help": "folder holding the GenePlexus backend data"}
+        default=None, metadata={"env": "DATA_PATH", "kind": Path, "help": "folder holding the GenePlexus backend data"}
     )
     jobs_path: Path | None = field(
-        default=None, metadata={"env": "JOBS_PATH", "help": "folder holding one folder per job"}
+        default=None, metadata={"env": "JOBS_PATH", "kind": Path, "help": "folder holding one folder per job"}
     )
     max_input_genes: int = field(
-        default=10_000, metadata={"env": "MAX_INPUT_GENES", "help": "most genes accepted in one gene list"}
+        default=10_000, metadata={"env": "MAX_INPUT_GENES", "kind": int, "help": "most genes in one gene list"}
     )
     max_input_bytes: int = field(
-        default=1_000_000, metadata={"env": "MAX_INPUT_BYTES", "help": "largest gene file accepted, in bytes"}
+        default=1_000_000, metadata={"env": "MAX_INPUT_BYTES", "kind": int, "help": "largest gene file, in bytes"}
+    )
+    queue_connection_string: str | None = field(
+        default=None,
+        metadata={
+            "env": "QUEUECONNECTIONSTRING",
+            "kind": str,
+            "secret": True,
+            "help": "connection string of the storage account that holds the job queue",
+        },
+    )
+    queue_name: str = field(
+        default="jobprocessing", metadata={"env": "QUEUE_NAME", "kind": str, "help": "name of the job queue"}
+    )
+    lease_stale_seconds: int = field(
+        default=120,
+        metadata={
+            "env": "LEASE_STALE_SECONDS",
+            "kind": int,
+            "help": "a job's run lease whose heartbeat is older than this is taken over",
+        },
+    )
+    function_key: str | None = field(
+        default=None,
+        metadata={
+            "env": "MLJOB_FUNCTION_KEY",
+            "kind": str,
+            "secret": True,
+            "help": "key that `mljob serve` requires on FUNCTION-level routes (x-functions-key or ?code=)",
+        },
+    )
+    message_lease_seconds: int = field(
+        default=60,
+        metadata={
+            "env": "MESSAGE_LEASE_SECONDS",
+            "kind": int,
+            "help": "`mljob serve`: how long a received queue message stays invisible between renewals",
+        },
     )
 
     @classmethod
@@ -40,7 +77,7 @@ class Settings:
                 raw = environ[f.metadata["env"]].strip()
             else:
                 continue
-            values[f.name] = _convert(f.metadata["env"], f.default, raw)
+            values[f.name] = _convert(f.metadata["env"], f.metadata["kind"], raw)
         return cls(**values)
 
     def require_data_path(self) -> Path:
@@ -51,22 +88,33 @@ class Settings:
         """JOBS_PATH as an existing folder, or a SettingsError that says what to do."""
         return _require_dir("JOBS_PATH", self.jobs_path, "create the folder first, e.g. mkdir -p DIR")
 
+    def require_queue_connection_string(self) -> str:
+        """QUEUECONNECTIONSTRING, or a SettingsError that says what to do."""
+        if not self.queue_connection_string:
+            raise SettingsError(
+                "QUEUECONNECTIONSTRING is not set: set it to the connection string of the storage "
+                "account holding the job queue (Azurite's for local work, see local.settings.json.example)"
+            )
+        return self.queue_connection_string
+
 
 def env_names() -> list[str]:
     """The environment variables mljob reads, in definition order."""
     return [f.metadata["env"] for f in fields(Settings)]
 
 
-def _convert(env: str, default: object, raw: object) -> object:
-    if isinstance(default, int):
+def _convert(env: str, kind: type, raw: object) -> object:
+    if kind is int:
         try:
-            value = int(raw)  # type: ignore[arg-type]
+            value = int(raw)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise SettingsError(f"{env} must be a whole number, got {raw!r}") from None
         if value < 1:
             raise SettingsError(f"{env} must be at least 1, got {value}")
         return value
-    return Path(str(raw)).expanduser()
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    return str(raw)
 
 
 def _require_dir(env: str, path: Path | None, hint: str) -> Path:

@@ -11,7 +11,26 @@ from mljob.settings import Settings, env_names
 
 
 def test_env_names():
-    assert env_names() == ["DATA_PATH", "JOBS_PATH", "MAX_INPUT_GENES", "MAX_INPUT_BYTES"]
+    assert env_names() == [
+        "DATA_PATH",
+        "JOBS_PATH",
+        "MAX_INPUT_GENES",
+        "MAX_INPUT_BYTES",
+        "QUEUECONNECTIONSTRING",
+        "QUEUE_NAME",
+        "LEASE_STALE_SECONDS",
+        "MLJOB_FUNCTION_KEY",
+        "MESSAGE_LEASE_SECONDS",
+    ]
+
+
+def test_queue_settings():
+    settings = Settings.from_env({"QUEUECONNECTIONSTRING": " UseDevelopmentStorage=true ", "QUEUE_NAME": "q1"})
+    assert settings.queue_connection_string == "UseDevelopmentStorage=true" and settings.queue_name == "q1"
+    assert settings.require_queue_connection_string() == "UseDevelopmentStorage=true"
+    assert Settings.from_env({}).queue_name == "jobprocessing"
+    with pytest.raises(SettingsError, match="QUEUECONNECTIONSTRING is not set"):
+        Settings.from_env({}).require_queue_connection_string()
 
 
 def test_defaults_with_an_empty_environment():
