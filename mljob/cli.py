@@ -65,8 +65,16 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     params = _load_config_file(args.config) if args.config else {}
     name = args.name or params.pop("jobname", None)
-    for key in ("net_type", "sp_trn", "gsc_trn", "callback_url", "min_num_pos", "num_folds", "num_nodes",
-                "clust_method"):
+    for key in (
+        "net_type",
+        "sp_trn",
+        "gsc_trn",
+        "callback_url",
+        "min_num_pos",
+        "num_folds",
+        "num_nodes",
+        "clust_method",
+    ):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     if args.sp_res is not None:
@@ -118,6 +126,23 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(f"{args.jobname}: top genes for {key}")
         print(_table(rows[: args.top]))
     return EXIT_OK
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from mljob.queue import JobQueue
+
+    settings = Settings.from_env(jobs_path=args.jobs_path)
+    store = ResultsFileStore(settings.require_jobs_path())
+    names = [validate_jobname(name) for name in args.jobnames]
+    for name in JobQueue.from_settings(settings).enqueue(store, names, rerun=args.rerun):
+        print(name)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mljob.devhost import serve
+
+    return serve(host=args.host, port=args.port, app_dir=args.app_dir)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -212,8 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser("demo", parents=[paths], help="make demo data if missing, run a demo job, show top genes")
-    demo.add_argument("--workdir", type=Path, default=DEMO_WORKDIR,
-                      help=f"where demo data and jobs go when DATA_PATH/JOBS_PATH are unset (default: {DEMO_WORKDIR})")
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEMO_WORKDIR,
+        help=f"where demo data and jobs go when DATA_PATH/JOBS_PATH are unset (default: {DEMO_WORKDIR})",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     make = sub.add_parser("make-data", help="write a small synthetic GenePlexus backend data set")
@@ -259,4 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("jobname")
     results.add_argument("--top", type=int, default=20)
     results.set_defaults(handler=cmd_results)
+    enqueue = sub.add_parser(
+        "enqueue", parents=[paths], help="put jobs on the Azure Storage Queue (QUEUECONNECTIONSTRING)"
+    )
+    enqueue.add_argument("jobnames", nargs="+")
+    enqueue.add_argument("--rerun", action="store_true", help="also re-run jobs that are queued, running or completed")
+    enqueue.set_defaults(handler=cmd_enqueue)
+
+    serve = sub.add_parser(
+        "serve",
+        help="DEVELOPMENT server, not the Azure Functions host: serves function_app's HTTP routes under /api "
+        "and runs its queue trigger against QUEUECONNECTIONSTRING",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--app-dir", type=Path, default=Path("."), help="folder of function_app.py and host.json")
+    serve.set_defaults(handler=cmd_serve)
     return parser
