@@ -89,7 +89,11 @@ def _gsc_read(species: str, gsc: str) -> str:
 
 
 def _results(
-    net_type: str, features: str, sp_trn: str, sp_res: Sequence[str] | str, gsc_trn: str,
+    net_type: str,
+    features: str,
+    sp_trn: str,
+    sp_res: Sequence[str] | str,
+    gsc_trn: str,
     gsc_res: Sequence[str] | str,
 ) -> tuple[str, list[tuple[str, str]]]:
     """(gsc_trn, [(sp_res, gsc_res)]) as GenePlexus resolves them; ValueError if it would refuse."""
@@ -98,8 +102,12 @@ def _results(
     if len(res_sp) != len(res_gsc):
         raise ValueError("sp_res and gsc_res must have the same length")
     pairs = list(zip(res_sp, res_gsc, strict=True))
-    custom = (net_type not in NETWORKS or features not in FEATURES or sp_trn not in SPECIES
-              or any(s not in SPECIES or g not in GSCS for s, g in [(sp_trn, gsc_trn), *pairs]))
+    custom = (
+        net_type not in NETWORKS
+        or features not in FEATURES
+        or sp_trn not in SPECIES
+        or any(s not in SPECIES or g not in GSCS for s, g in [(sp_trn, gsc_trn), *pairs])
+    )
     if custom:  # GenePlexus turns every compatibility check off
         return gsc_trn, pairs
     if net_type not in networks_of(sp_trn) or not _gsc_allowed(sp_trn, gsc_trn):
@@ -111,8 +119,14 @@ def _results(
 
 
 def required_files(
-    *, net_type: str, features: str, sp_trn: str, sp_res: Sequence[str], gsc_trn: str,
-    gsc_res: Sequence[str], clustering: bool = False,
+    *,
+    net_type: str,
+    features: str,
+    sp_trn: str,
+    sp_res: Sequence[str],
+    gsc_trn: str,
+    gsc_res: Sequence[str],
+    clustering: bool = False,
 ) -> list[str]:
     """Sorted names of the files GenePlexus 3.0.1 reads for a job with these parameters.
 
@@ -126,27 +140,49 @@ def required_files(
     names = {id_conversion_file(sp_trn, src, "Entrez") for src in TO_ENTREZ}
     names.update(id_conversion_file(sp_trn, "Entrez", dst) for dst in FROM_ENTREZ)
     names.update(node_order_file(sp_trn, net) for net in networks_of(sp_trn) if sp_trn in SPECIES)
-    names.update({node_order_file(sp_trn, net_type), gsc_file(sp_trn, gsc_trn, net_type),
-                  data_file(sp_trn, features, net_type)})
+    names.update(
+        {node_order_file(sp_trn, net_type), gsc_file(sp_trn, gsc_trn, net_type), data_file(sp_trn, features, net_type)}
+    )
     if clustering:
         names.add(edgelist_file(sp_trn, net_type))
     for sp, gsc in pairs:
-        names.update({data_file(sp, features, net_type), node_order_file(sp, net_type),
-                      id_conversion_file(sp, "Entrez", "Symbol"), id_conversion_file(sp, "Entrez", "Name"),
-                      weights_file(sp, gsc, net_type, features), gsc_file(sp, gsc, net_type),
-                      edgelist_file(sp, net_type)})
+        names.update(
+            {
+                data_file(sp, features, net_type),
+                node_order_file(sp, net_type),
+                id_conversion_file(sp, "Entrez", "Symbol"),
+                id_conversion_file(sp, "Entrez", "Name"),
+                weights_file(sp, gsc, net_type, features),
+                gsc_file(sp, gsc, net_type),
+                edgelist_file(sp, net_type),
+            }
+        )
         if sp != sp_trn:
             names.add(biomart_file(sp_trn, sp))
     return sorted(names)
 
 
 def missing_files(
-    data_path: str | os.PathLike, *, net_type: str, features: str, sp_trn: str, sp_res: Sequence[str],
-    gsc_trn: str, gsc_res: Sequence[str], clustering: bool = False,
+    data_path: str | os.PathLike,
+    *,
+    net_type: str,
+    features: str,
+    sp_trn: str,
+    sp_res: Sequence[str],
+    gsc_trn: str,
+    gsc_res: Sequence[str],
+    clustering: bool = False,
 ) -> list[str]:
     """The :func:`required_files` that are absent (or not regular files) under ``data_path``."""
-    names = required_files(net_type=net_type, features=features, sp_trn=sp_trn, sp_res=sp_res,
-                           gsc_trn=gsc_trn, gsc_res=gsc_res, clustering=clustering)
+    names = required_files(
+        net_type=net_type,
+        features=features,
+        sp_trn=sp_trn,
+        sp_res=sp_res,
+        gsc_trn=gsc_trn,
+        gsc_res=gsc_res,
+        clustering=clustering,
+    )
     return [name for name in names if not os.path.isfile(os.path.join(data_path, name))]
 
 

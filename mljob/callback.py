@@ -7,6 +7,8 @@ import time
 
 import requests
 
+from mljob.errors import InvalidInput
+from mljob.results_store import ResultsFileStore
 from mljob.status import JobStatus
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,17 @@ def post_status(url: str, status: JobStatus, *, timeout: float = TIMEOUT_SECONDS
             problem = type(exc).__name__
         if attempt < tries:
             time.sleep(0.5 * 2 ** (attempt - 1))
-    log.warning("callback for job %s failed after %d tries (%s); the job itself is unaffected",
-                status.jobname, attempt, problem)
+    log.warning(
+        "callback for job %s failed after %d tries (%s); the job itself is unaffected", status.jobname, attempt, problem
+    )
     return False
+
+
+def notify(store: ResultsFileStore, status: JobStatus) -> None:
+    """POST a job's final status to the callback_url of its config, if it has one."""
+    try:
+        url = store.read_config(status.jobname).callback_url
+    except InvalidInput:
+        return
+    if url:
+        post_status(url, status)

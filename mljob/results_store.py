@@ -21,6 +21,7 @@ GENES_FILE = "input_genes.txt"
 NEGATIVES_FILE = "input_negatives.txt"
 STATUS_FILE = "status.json"
 LOG_FILE = "job.log"
+LEASE_FILE = "run.lock"
 JOB_INFO_FILE = "job_info.json"
 RESULTS_DIR = "results"
 _STAGING_PREFIX = ".staging-"
@@ -221,6 +222,10 @@ class ResultsFileStore:
         except InvalidInput:
             current = JobStatus.new(jobname, message=f"{STATUS_FILE} was missing or corrupt; started anew")
         return self.write_status(current.advance(state, message, progress=progress, attempt=attempt))
+
+    def lease_path(self, jobname: str) -> Path:
+        """The job's run lease file (run.lock), held while a run is in progress."""
+        return self._file(jobname, LEASE_FILE)
 
     # --- log ---------------------------------------------------------------------------------
 

@@ -83,17 +83,8 @@ def run_geneplexus(jobname: str, store: ResultsFileStore, data_path: str | Path,
         else:
             final = store.update_status(jobname, State.COMPLETED, summary, progress=Progress(step="done", percent=100))
             log.info("job %s completed: %s", jobname, summary)
-        config = _config_or_none(store, jobname)
-        if config is not None and config.callback_url:
-            callback.post_status(config.callback_url, final)
+        callback.notify(store, final)
     return final
-
-
-def _config_or_none(store: ResultsFileStore, jobname: str) -> JobConfig | None:
-    try:
-        return store.read_config(jobname)
-    except InvalidInput:
-        return None
 
 
 class _Steps:

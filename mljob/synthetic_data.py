@@ -71,8 +71,7 @@ def make_backend_data(
     writer = _Writer(dest)
     sizes = _community_sizes(n_genes, seed)
     comm = np.repeat(np.arange(sizes.size), sizes)
-    centroids = {net: _rng(seed, 0, i).standard_normal((sizes.size, dim))
-                 for i, net in enumerate(bd.NETWORKS)}
+    centroids = {net: _rng(seed, 0, i).standard_normal((sizes.size, dim)) for i, net in enumerate(bd.NETWORKS)}
     genes = {sp: _gene_numbers(seed, sp, n_genes) for sp in species}
     for sp in species:
         names = _write_species(writer, sp, *genes[sp], sizes, comm, centroids, seed)
@@ -81,8 +80,15 @@ def make_backend_data(
                 names.append(_write_biomart(writer, sp, other, genes, seed))
         writer.text(bd.data_filenames_file(sp), "".join(f"{name}\n" for name in sorted(names)))
     writer.text("README.md", _readme(species, n_genes, dim, seed))
-    return {"dest": str(dest), "files": len(writer.sizes), "total_bytes": sum(writer.sizes.values()),
-            "species": list(species), "n_genes": n_genes, "dim": dim, "seed": seed}
+    return {
+        "dest": str(dest),
+        "files": len(writer.sizes),
+        "total_bytes": sum(writer.sizes.values()),
+        "species": list(species),
+        "n_genes": n_genes,
+        "dim": dim,
+        "seed": seed,
+    }
 
 
 def _check_args(species: Sequence[str], n_genes: int, dim: int, seed: int) -> list[str]:
@@ -124,8 +130,16 @@ def _gene_numbers(seed: int, sp: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return number, np.array([str((si + 1) * 10_000_000 + x) for x in number.tolist()])
 
 
-def _write_species(writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndarray, sizes: np.ndarray,
-                   comm: np.ndarray, centroids: dict[str, np.ndarray], seed: int) -> list[str]:
+def _write_species(
+    writer: _Writer,
+    sp: str,
+    number: np.ndarray,
+    entrez: np.ndarray,
+    sizes: np.ndarray,
+    comm: np.ndarray,
+    centroids: dict[str, np.ndarray],
+    seed: int,
+) -> list[str]:
     si = bd.SPECIES.index(sp)
     n = comm.size
     names = _write_id_conversions(writer, sp, number, entrez, comm, seed)
@@ -146,8 +160,7 @@ def _write_species(writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndar
         noise *= np.float32(_NOISE * np.sqrt(noise.shape[1] / 32))
         data = centroids[net][comm[order]].astype(np.float32) + noise
         names.append(writer.npy(bd.data_file(sp, FEATURES, net), data))
-        names.append(writer.text(bd.edgelist_file(sp, net),
-                                 _edgelist(rng, sizes, comm, present, entrez, net)))
+        names.append(writer.text(bd.edgelist_file(sp, net), _edgelist(rng, sizes, comm, present, entrez, net)))
         weights = _weights(rng, composition, centroids[net])
         term_sets, weight_texts = {}, {}
         for (tid, name, kind, genes), w in zip(all_terms, weights, strict=True):
@@ -156,21 +169,24 @@ def _write_species(writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndar
                 continue
             term_sets[tid] = {"Genes": in_net, "Name": name, "Task": kind}
             weight_list = ",".join(f"{x:.4f}" for x in w.tolist())
-            weight_texts[tid] = (f'{{"Name":{json.dumps(name)},"PosGenes":{_dumps(in_net)},"Task":"{kind}",'
-                                 f'"Weights":[{weight_list}]}}')
+            weight_texts[tid] = (
+                f'{{"Name":{json.dumps(name)},"PosGenes":{_dumps(in_net)},"Task":"{kind}","Weights":[{weight_list}]}}'
+            )
         for gsc in gscs:
             ids = sorted(t for t, term in term_sets.items() if gsc in (term["Task"], "Combined"))
             universe = sorted({g for t in ids for g in term_sets[t]["Genes"]})
             collection = {t: term_sets[t] for t in ids}
-            names.append(writer.text(bd.gsc_file(sp, gsc, net),
-                                     _dumps({**collection, "Term_Order": ids, "Universe": universe})))
+            names.append(
+                writer.text(bd.gsc_file(sp, gsc, net), _dumps({**collection, "Term_Order": ids, "Universe": universe}))
+            )
             body = ",".join(f"{json.dumps(t)}:{weight_texts[t]}" for t in ids)
             names.append(writer.text(bd.weights_file(sp, gsc, net, FEATURES), "{" + body + "}"))
     return names
 
 
-def _write_id_conversions(writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndarray,
-                          comm: np.ndarray, seed: int) -> list[str]:
+def _write_id_conversions(
+    writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndarray, comm: np.ndarray, seed: int
+) -> list[str]:
     prefix, (gene_p, protein_p, transcript_p), _ = _SPECIES_IDS[sp]
     rng = _rng(seed, 6, bd.SPECIES.index(sp))
     n_forms = 1 + (rng.random(number.size) < 0.3) + (rng.random(number.size) < 0.1)
@@ -201,7 +217,7 @@ def _terms(sp: str, sizes: np.ndarray, seed: int) -> dict[str, list[tuple[str, s
         terms = []
         for c, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
             members = np.arange(start, start + size)
-            genes = np.union1d(members[keep[start:start + size]], rng.integers(0, n, extras[c]))
+            genes = np.union1d(members[keep[start : start + size]], rng.integers(0, n, extras[c]))
             terms.append((f"{prefix}:{9_000_001 + c}", f"synthetic {word} of community {c}", kind, genes))
         n_random = round(n * min(1.0, n / 2000) * _RANDOM_TERMS[kind])
         for j, size in enumerate(rng.integers(10, min(40, n // 10) + 1, n_random).tolist()):
@@ -218,8 +234,9 @@ def _weights(rng: np.random.Generator, composition: np.ndarray, centroids: np.nd
     return 3.0 * direction + rng.normal(0.0, 0.3 / np.sqrt(centroids.shape[1]), direction.shape)
 
 
-def _edgelist(rng: np.random.Generator, sizes: np.ndarray, comm: np.ndarray, present: np.ndarray,
-              entrez: np.ndarray, net: str) -> str:
+def _edgelist(
+    rng: np.random.Generator, sizes: np.ndarray, comm: np.ndarray, present: np.ndarray, entrez: np.ndarray, net: str
+) -> str:
     _, p_within, cross, weight_ranges = _NETWORKS[net]
     n = comm.size
     later = np.cumsum(sizes)[comm] - np.arange(n) - 1  # community members after each gene
@@ -242,8 +259,9 @@ def _edgelist(rng: np.random.Generator, sizes: np.ndarray, comm: np.ndarray, pre
     return "".join(f"{x}\t{y}\t{w:.3f}\n" for (x, y), w in zip(names, weights.tolist(), strict=True))
 
 
-def _write_biomart(writer: _Writer, sp: str, other: str, genes: dict[str, tuple[np.ndarray, np.ndarray]],
-                   seed: int) -> str:
+def _write_biomart(
+    writer: _Writer, sp: str, other: str, genes: dict[str, tuple[np.ndarray, np.ndarray]], seed: int
+) -> str:
     """One-to-one orthologs: gene k of ``sp`` to gene k of ``other``, a few left out (the same both ways)."""
     a, b = sorted((bd.SPECIES.index(sp), bd.SPECIES.index(other)))
     (_, entrez), (_, entrez_other) = genes[sp], genes[other]

@@ -44,3 +44,15 @@ def store(jobs_path: Path):
 def demo_genes() -> list[str]:
     """The bundled demo gene set (most of one community of the synthetic data, plus unknown symbols)."""
     return (REPO / "mljob" / "demo_genes.txt").read_text().split()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory):
+    """A real Azurite for the whole session (in memory, free loopback ports); always stopped at the end.
+
+    Has .connection_string, .queue_port, .stop(), .start() (same ports; starts empty) and `with azurite.outage():`.
+    """
+    from azurite import running_azurite  # tests/azurite.py
+
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server

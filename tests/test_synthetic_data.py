@@ -21,8 +21,14 @@ import mljob.synthetic_data as sd
 from mljob import backend_data as bd
 from mljob.synthetic_data import make_backend_data
 
-DEFAULTS = {"net_type": "STRING", "features": "SixSpeciesN2V", "sp_trn": "Human", "sp_res": ["Human"],
-            "gsc_trn": "Combined", "gsc_res": ["Combined"]}
+DEFAULTS = {
+    "net_type": "STRING",
+    "features": "SixSpeciesN2V",
+    "sp_trn": "Human",
+    "sp_res": ["Human"],
+    "gsc_trn": "Combined",
+    "gsc_res": ["Combined"],
+}
 DEFAULT_FILES = [
     "Data__Human__SixSpeciesN2V__STRING.npy",
     "Edgelist__Human__STRING.edg",
@@ -77,8 +83,16 @@ def _mouse_demo(path: Path, demo: list[str]) -> list[str]:
     return [symbols[orthologs[e]][0] for e in _to_entrez(path, "Human", demo) if e in orthologs]
 
 
-def run_job(path: Path, genes: list[str], out: Path, *, negatives: list[str] | None = None,
-            clust_method: str | None = None, save_type: str = "all", **params: object) -> GenePlexus:
+def run_job(
+    path: Path,
+    genes: list[str],
+    out: Path,
+    *,
+    negatives: list[str] | None = None,
+    clust_method: str | None = None,
+    save_type: str = "all",
+    **params: object,
+) -> GenePlexus:
     """The full GenePlexus pipeline, offline; parameters default to GenePlexus' own."""
     params = {k: list(v) if isinstance(v, list) else v for k, v in {**DEFAULTS, **params}.items()}
     gp = GenePlexus(file_loc=str(path), auto_download=False, log_level="WARNING", **params)
@@ -155,8 +169,15 @@ def test_deterministic_plausible_and_readme(data: Path, tmp_path: Path) -> None:
     assert files == sorted(p.name for p in (tmp_path / "again").iterdir())
     assert all((data / f).read_bytes() == (tmp_path / "again" / f).read_bytes() for f in files)
     total = sum((data / f).stat().st_size for f in files)
-    assert summary == {"dest": str(tmp_path / "again"), "files": len(files), "total_bytes": total,
-                       "species": ["Human", "Mouse"], "n_genes": 300, "dim": 32, "seed": 0}
+    assert summary == {
+        "dest": str(tmp_path / "again"),
+        "files": len(files),
+        "total_bytes": total,
+        "species": ["Human", "Mouse"],
+        "n_genes": 300,
+        "dim": 32,
+        "seed": 0,
+    }
     assert 70 <= len(files) <= 90 and 0.8e6 < total < 2e6
     assert not [f for f in files if f.endswith(".part")]
     readme = (data / "README.md").read_text()
@@ -165,7 +186,8 @@ def test_deterministic_plausible_and_readme(data: Path, tmp_path: Path) -> None:
     other = make_backend_data(tmp_path / "seed1", seed=1)
     assert other["files"] == len(files)
     assert (tmp_path / "seed1" / "NodeOrder__Human__STRING.txt").read_bytes() != (
-        data / "NodeOrder__Human__STRING.txt").read_bytes()
+        data / "NodeOrder__Human__STRING.txt"
+    ).read_bytes()
 
 
 def test_files_agree_with_each_other(data: Path) -> None:
@@ -196,7 +218,8 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
     with pytest.raises(KeyboardInterrupt):
         make_backend_data(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["NodeOrder__Human__BioGRID.txt", *[f for f in DEFAULT_FILES if f.startswith("IDconversion")]])
+        ["NodeOrder__Human__BioGRID.txt", *[f for f in DEFAULT_FILES if f.startswith("IDconversion")]]
+    )
 
 
 def test_larger_set_smoke(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -214,8 +237,10 @@ def test_larger_set_smoke(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def test_imports_stay_light() -> None:
-    code = ("import sys, mljob.backend_data; assert 'numpy' not in sys.modules; "
-            "import mljob.synthetic_data; assert 'geneplexus' not in sys.modules")
+    code = (
+        "import sys, mljob.backend_data; assert 'numpy' not in sys.modules; "
+        "import mljob.synthetic_data; assert 'geneplexus' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
@@ -331,13 +356,16 @@ def test_required_files_resolve_like_geneplexus() -> None:
     assert "GSC__Fly__GO__STRING.json" in fly and not [f for f in fly if "Combined" in f]
     dropped = bd.required_files(**{**DEFAULTS, "sp_res": ["Human", "Mouse"], "gsc_res": ["Mondo", "Mondo"]})
     assert dropped == bd.required_files(**{**DEFAULTS, "sp_res": ["Human"], "gsc_res": ["Mondo"]})
-    everyone = bd.required_files(**{**DEFAULTS, "net_type": "BioGRID", "sp_res": "All",
-                                    "gsc_res": "Combined"})
+    everyone = bd.required_files(**{**DEFAULTS, "net_type": "BioGRID", "sp_res": "All", "gsc_res": "Combined"})
     assert "BioMart__Human__Yeast.json" in everyone and not [f for f in everyone if "Zebrafish" in f]
     zebrafish = bd.required_files(**{**DEFAULTS, "sp_trn": "Zebrafish", "sp_res": ["Zebrafish"]})
     assert "NodeOrder__Zebrafish__BioGRID.txt" not in zebrafish
-    refused = [{"sp_trn": "Mouse", "gsc_trn": "Mondo"}, {"sp_trn": "Zebrafish", "net_type": "BioGRID"},
-               {"sp_res": ["Mouse"], "gsc_res": ["Mondo"]}, {"sp_res": ["Human"], "gsc_res": ["GO", "GO"]}]
+    refused = [
+        {"sp_trn": "Mouse", "gsc_trn": "Mondo"},
+        {"sp_trn": "Zebrafish", "net_type": "BioGRID"},
+        {"sp_res": ["Mouse"], "gsc_res": ["Mondo"]},
+        {"sp_res": ["Human"], "gsc_res": ["GO", "GO"]},
+    ]
     for params in refused:
         with pytest.raises(ValueError):
             bd.required_files(**{**DEFAULTS, **params})
@@ -350,17 +378,27 @@ def test_generated_data_covers_every_valid_job(data: Path) -> None:
             for gsc_trn in [g for g in bd.GSCS if g == "Combined" or g in bd.GSC_CONTEXTS[sp_trn]]:
                 for sp_res in species:
                     for gsc_res in [g for g in bd.GSCS if g == "Combined" or g in bd.GSC_CONTEXTS[sp_res]]:
-                        params = {**DEFAULTS, "net_type": net, "sp_trn": sp_trn, "gsc_trn": gsc_trn,
-                                  "sp_res": [sp_res], "gsc_res": [gsc_res]}
+                        params = {
+                            **DEFAULTS,
+                            "net_type": net,
+                            "sp_trn": sp_trn,
+                            "gsc_trn": gsc_trn,
+                            "sp_res": [sp_res],
+                            "gsc_res": [gsc_res],
+                        }
                         assert bd.missing_files(data, **params, clustering=True) == []
 
 
 JOBS = {
     "defaults": ({}, None),
-    "cross-species": ({"net_type": "IMP", "gsc_trn": "GO", "sp_res": ["Human", "Mouse"],
-                       "gsc_res": ["Combined", "Monarch"]}, None),
-    "mouse-to-human": ({"net_type": "BioGRID", "sp_trn": "Mouse", "gsc_trn": "Monarch", "sp_res": ["Human"],
-                        "gsc_res": ["Mondo"]}, None),
+    "cross-species": (
+        {"net_type": "IMP", "gsc_trn": "GO", "sp_res": ["Human", "Mouse"], "gsc_res": ["Combined", "Monarch"]},
+        None,
+    ),
+    "mouse-to-human": (
+        {"net_type": "BioGRID", "sp_trn": "Mouse", "gsc_trn": "Monarch", "sp_res": ["Human"], "gsc_res": ["Mondo"]},
+        None,
+    ),
     "clustering": ({"sp_res": ["Mouse"]}, "louvain"),
 }
 
@@ -378,7 +416,8 @@ def test_required_files_are_exactly_enough(data: Path, demo: list[str], tmp_path
     gp = run_job(folder, genes, tmp_path / "out", clust_method=clust_method, **params)
     assert len(gp.model_info) == (2 if clust_method else 1)
     other_node_orders = {bd.node_order_file(params["sp_trn"], net) for net in bd.NETWORKS} - {
-        bd.node_order_file(params["sp_trn"], params["net_type"])}
+        bd.node_order_file(params["sp_trn"], params["net_type"])
+    }
     for name in required:
         (folder / name).unlink()
         if name in other_node_orders:  # load_genes reads it only if present: the "In {net}?" column goes
@@ -397,8 +436,10 @@ def test_missing_files_names_what_is_absent(data: Path, tmp_path: Path) -> None:
     (tmp_path / "GSC__Human__Combined__STRING.json").unlink()
     (tmp_path / "NodeOrder__Human__IMP.txt").unlink()
     (tmp_path / "NodeOrder__Human__IMP.txt").mkdir()
-    assert bd.missing_files(str(tmp_path), **DEFAULTS) == ["GSC__Human__Combined__STRING.json",
-                                                           "NodeOrder__Human__IMP.txt"]
+    assert bd.missing_files(str(tmp_path), **DEFAULTS) == [
+        "GSC__Human__Combined__STRING.json",
+        "NodeOrder__Human__IMP.txt",
+    ]
     cross = bd.missing_files(tmp_path, **{**DEFAULTS, "sp_res": ["Mouse"]})
     assert "BioMart__Human__Mouse.json" in cross and "Data__Mouse__SixSpeciesN2V__STRING.npy" in cross
 
@@ -410,8 +451,7 @@ def test_data_filenames_missing(data: Path, tmp_path: Path) -> None:
     shutil.copytree(data, folder)
     (folder / "Edgelist__Mouse__IMP.edg").unlink()
     (folder / "BioMart__Mouse__Human.json").unlink()
-    assert bd.data_filenames_missing(folder, "Mouse") == ["BioMart__Mouse__Human.json",
-                                                          "Edgelist__Mouse__IMP.edg"]
+    assert bd.data_filenames_missing(folder, "Mouse") == ["BioMart__Mouse__Human.json", "Edgelist__Mouse__IMP.edg"]
     assert bd.data_filenames_missing(folder, "Human") == []
     (folder / "data_filenames_Human.txt").unlink()
     assert bd.data_filenames_missing(folder, "Human") == ["data_filenames_Human.txt"]
