@@ -41,8 +41,16 @@ class RunLease:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def acquire(self) -> bool:
-        """Take the lease if it is free or stale; False while a live run holds it."""
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lease if it is free or stale; False while a live run holds it (after `wait` seconds)."""
+        deadline = time.monotonic() + wait
+        while not self._try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(1.0, max(0.05, self.stale_after / 10)))
+        return True
+
+    def _try_acquire(self) -> bool:
         if self._create():
             return self._started()
         seen = self._read()

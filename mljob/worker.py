@@ -54,11 +54,13 @@ def process_message(
     if not store.exists(jobname):
         log.warning("queue message %s dropped: job %s not found in %s", message_id, jobname, store.root)
         return "dropped"
-    lease = RunLease(store, jobname, stale_after=settings.lease_stale_seconds)
     if _completed(store, jobname):
         log.info("queue message %s: job %s is completed already; skipped", message_id, jobname)
         return "skipped"
-    if not lease.acquire():
+    lease = RunLease(store, jobname, stale_after=settings.lease_stale_seconds)
+    # A held lease is a live run (this message is a duplicate: let that run finish) or a run that died
+    # holding this very message (its heartbeat stops): waiting past the staleness limit tells them apart.
+    if not lease.acquire(wait=settings.lease_stale_seconds * 1.5):
         log.info("queue message %s: job %s is being run by %s; not started twice", message_id, jobname, lease.holder())
         return "busy"
     try:

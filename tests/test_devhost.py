@@ -6,13 +6,12 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ pytest.importorskip("azure.storage.queue")
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+from devhost_process import DevHostProcess, wait_for
 
 from mljob.devhost import DevHost, HostConfig, compile_route, parse_timespan
 
@@ -38,96 +38,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# --- Azurite: this module's own fixture, to be replaced by the shared `azurite` fixture ----------
-AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
 @pytest.fixture(scope="module")
-def azurite_conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The connection string of a throw-away in-memory Azurite on free loopback ports."""
-    if not AZURITE_BIN.exists():
-        pytest.skip(f"Azurite is not installed ({AZURITE_BIN} missing): run `npm install` in {REPO}")
-    blob, queue_port, table = _free_port(), _free_port(), _free_port()
-    # Azurite 3.35 refuses --location together with --inMemoryPersistence; cwd keeps stray files in tmp
-    proc = subprocess.Popen(
-        [
-            str(AZURITE_BIN),
-            *("--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--disableTelemetry"),
-            *("--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1"),
-            *("--blobPort", str(blob), "--queuePort", str(queue_port), "--tablePort", str(table)),
-        ],
-        cwd=tmp_path_factory.mktemp("azurite"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait(lambda: _port_answers(queue_port) or proc.poll() is not None, 30, "Azurite's queue port")
-        assert proc.poll() is None, "Azurite exited at start"
-        yield (
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
-            f"QueueEndpoint=http://127.0.0.1:{queue_port}/devstoreaccount1;"
-        )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _port_answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-# --- end of the Azurite fixture ------------------------------------------------------------------
-
-
-def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Host:
-    """One `mljob serve --port 0` subprocess; its log goes to a file, its URL is read from the log."""
-
-    def __init__(self, tmp: Path, env: dict[str, str], app_dir: Path = APP_DIR) -> None:
-        self.log_path = tmp / f"host-{uuid.uuid4().hex[:6]}.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mljob", "serve", "--port", "0", "--app-dir", str(app_dir)],
-                env=env,
-                cwd=tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        self.url = ""
-        _wait(self._ready, 20, f"the dev host to listen (log: {self.log_path})")
-
-    def _ready(self) -> bool:
-        for line in self.log().splitlines():
-            if "listening on http://" in line:
-                self.url = line.split("listening on ")[1].strip()
-                return True
-        assert self.proc.poll() is None, f"the dev host exited: {self.log()}"
-        return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+def azurite_conn(azurite) -> str:
+    """The session's Azurite (tests/conftest.py), as a connection string."""
+    return azurite.connection_string
 
 
 class Queue:
@@ -169,11 +83,11 @@ class Queue:
 
 
 @pytest.fixture(scope="module")
-def host(azurite_conn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, Queue]]:
+def host(azurite_conn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevHostProcess, Queue]]:
     """One dev host for the HTTP and single-host queue tests, with MLJOB_FUNCTION_KEY set."""
     tmp = tmp_path_factory.mktemp("devhost")
     queue = Queue(azurite_conn, tmp)
-    server = Host(tmp, {**queue.env, "MLJOB_FUNCTION_KEY": FUNCTION_KEY})
+    server = DevHostProcess(tmp, {**queue.env, "MLJOB_FUNCTION_KEY": FUNCTION_KEY}, APP_DIR)
     yield server, queue
     assert server.stop() == 0
     assert "stopped" in server.log()
@@ -208,12 +122,12 @@ def test_route_templates() -> None:
 # --- HTTP -------------------------------------------------------------------------------------------
 
 
-def test_first_log_line_says_development_server(host: tuple[Host, Queue]) -> None:
+def test_first_log_line_says_development_server(host: tuple[DevHostProcess, Queue]) -> None:
     first = host[0].log().splitlines()[0]
     assert "DEVELOPMENT server" in first and "not the Azure Functions host" in first
 
 
-def test_http_routes(host: tuple[Host, Queue]) -> None:
+def test_http_routes(host: tuple[DevHostProcess, Queue]) -> None:
     server, _ = host
     ping = requests.get(f"{server.url}/api/ping", timeout=5)
     assert (ping.status_code, ping.json()) == (200, {"pong": True})
@@ -243,7 +157,7 @@ def test_http_routes(host: tuple[Host, Queue]) -> None:
     assert "GET /api/boom 500 " in log and "x=1" not in log
 
 
-def test_function_key(host: tuple[Host, Queue]) -> None:
+def test_function_key(host: tuple[DevHostProcess, Queue]) -> None:
     server, _ = host
     url = f"{server.url}/api/echo/k"
     no_key = requests.post(url, data=b"", timeout=5)
@@ -259,24 +173,24 @@ def test_function_key(host: tuple[Host, Queue]) -> None:
 # --- queue trigger, one host ------------------------------------------------------------------------
 
 
-def test_messages_are_processed_once_and_deleted(host: tuple[Host, Queue]) -> None:
+def test_messages_are_processed_once_and_deleted(host: tuple[DevHostProcess, Queue]) -> None:
     server, queue = host
     bodies = [f"hello {uuid.uuid4().hex}" for _ in range(3)]
     for body in bodies:
         queue.client.send_message(body)
-    _wait(lambda: all(queue.records(b, "done") for b in bodies), 10, "3 messages to be processed")
-    _wait(lambda: queue.count() == 0, 5, "the messages to be deleted")
+    wait_for(lambda: all(queue.records(b, "done") for b in bodies), 10, "3 messages to be processed")
+    wait_for(lambda: queue.count() == 0, 5, "the messages to be deleted")
     for body in bodies:
         assert [r["dequeue_count"] for r in queue.records(body)] == [1, 1]  # one start, one done
     first = queue.records(bodies[0], "done")[0]
     assert f"message {first['id']} dequeue_count 1: done" in server.log()
 
 
-def test_failing_message_is_tried_max_dequeue_count_times_then_poisoned(host: tuple[Host, Queue]) -> None:
+def test_failing_message_is_tried_max_dequeue_count_times_then_poisoned(host: tuple[DevHostProcess, Queue]) -> None:
     server, queue = host
     body = f"fail {uuid.uuid4().hex}"
     queue.client.send_message(body)
-    _wait(lambda: queue.poison_count() == 1, 15, "the poison queue")
+    wait_for(lambda: queue.poison_count() == 1, 15, "the poison queue")
     assert [r["dequeue_count"] for r in queue.records(body, "start")] == [1, 2, 3]  # maxDequeueCount 3
     assert not queue.records(body, "done")
     [poisoned] = queue.poison.receive_messages(visibility_timeout=1)
@@ -286,11 +200,11 @@ def test_failing_message_is_tried_max_dequeue_count_times_then_poisoned(host: tu
     assert f"failed 3 times; moved to {queue.name}-poison" in server.log()
 
 
-def test_message_that_is_not_base64_goes_to_poison(host: tuple[Host, Queue]) -> None:
+def test_message_that_is_not_base64_goes_to_poison(host: tuple[DevHostProcess, Queue]) -> None:
     server, queue = host
     body = f"plain text, not base64! {uuid.uuid4().hex}"
     queue.raw.send_message(body)
-    _wait(lambda: queue.poison_count() == 1, 10, "the poison queue")
+    wait_for(lambda: queue.poison_count() == 1, 10, "the poison queue")
     [poisoned] = queue.poison.receive_messages(visibility_timeout=1)
     assert poisoned.content == body
     queue.poison.delete_message(poisoned)
@@ -298,15 +212,15 @@ def test_message_that_is_not_base64_goes_to_poison(host: tuple[Host, Queue]) -> 
     assert "is not valid base64" in server.log()
 
 
-def test_slow_message_keeps_its_lease_and_runs_once(host: tuple[Host, Queue]) -> None:
+def test_slow_message_keeps_its_lease_and_runs_once(host: tuple[DevHostProcess, Queue]) -> None:
     server, queue = host
     body = f"slow {LEASE_SECONDS * 2 + 0.5} {uuid.uuid4().hex}"
     queue.client.send_message(body)
-    _wait(lambda: queue.records(body, "start"), 10, "the slow message to start")
+    wait_for(lambda: queue.records(body, "start"), 10, "the slow message to start")
     while not queue.records(body, "done"):
         assert not list(queue.client.peek_messages()), "the message became visible while its function ran"
         time.sleep(0.2)
-    _wait(lambda: queue.count() == 0, 5, "the message to be deleted")
+    wait_for(lambda: queue.count() == 0, 5, "the message to be deleted")
     assert [r["dequeue_count"] for r in queue.records(body)] == [1, 1]
     assert "renewing its lease failed" not in server.log()
 
@@ -317,32 +231,32 @@ def test_slow_message_keeps_its_lease_and_runs_once(host: tuple[Host, Queue]) ->
 def test_message_of_a_killed_host_comes_back(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
     body = f"slow 1 {uuid.uuid4().hex}"
-    first = Host(tmp_path, queue.env)
+    first = DevHostProcess(tmp_path, queue.env, APP_DIR)
     queue.client.send_message(body)
-    _wait(lambda: queue.records(body, "start"), 10, "the slow message to start")
+    wait_for(lambda: queue.records(body, "start"), 10, "the slow message to start")
     first.kill()
-    second = Host(tmp_path, queue.env)
+    second = DevHostProcess(tmp_path, queue.env, APP_DIR)
     try:
-        _wait(lambda: queue.records(body, "done"), LEASE_SECONDS + 8, "the message to come back")
+        wait_for(lambda: queue.records(body, "done"), LEASE_SECONDS + 8, "the message to come back")
         assert [(r["event"], r["dequeue_count"]) for r in queue.records(body)] == [
             ("start", 1),
             ("start", 2),
             ("done", 2),
         ]
-        _wait(lambda: queue.count() == 0, 5, "the message to be deleted")
+        wait_for(lambda: queue.count() == 0, 5, "the message to be deleted")
     finally:
         assert second.stop() == 0
 
 
 def test_two_hosts_share_a_queue(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
-    hosts = [Host(tmp_path, queue.env), Host(tmp_path, queue.env)]
+    hosts = [DevHostProcess(tmp_path, queue.env, APP_DIR), DevHostProcess(tmp_path, queue.env, APP_DIR)]
     try:
         bodies = [f"slow 0.1 {i}" for i in range(20)]
         for body in bodies:
             queue.client.send_message(body)
-        _wait(lambda: len(queue.records(event="done")) >= 20, 30, "20 messages to be processed")
-        _wait(lambda: queue.count() == 0, 5, "the messages to be deleted")
+        wait_for(lambda: len(queue.records(event="done")) >= 20, 30, "20 messages to be processed")
+        wait_for(lambda: queue.count() == 0, 5, "the messages to be deleted")
         for body in bodies:
             assert [r["event"] for r in queue.records(body)] == ["start", "done"], body
         assert {r["pid"] for r in queue.records()} == {h.proc.pid for h in hosts}  # both took work
@@ -355,10 +269,10 @@ def test_two_hosts_share_a_queue(azurite_conn: str, tmp_path: Path) -> None:
 
 def test_stop_lets_a_running_function_finish(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
-    server = Host(tmp_path, queue.env)
+    server = DevHostProcess(tmp_path, queue.env, APP_DIR)
     body = f"slow 1 {uuid.uuid4().hex}"
     queue.client.send_message(body)
-    _wait(lambda: queue.records(body, "start"), 10, "the slow message to start")
+    wait_for(lambda: queue.records(body, "start"), 10, "the slow message to start")
     assert server.stop() == 0
     assert queue.records(body, "done") and queue.count() == 0
 
@@ -378,7 +292,7 @@ def test_in_process_devhost_without_a_key(
     try:
         assert requests.post(f"{devhost.url}/api/echo/open", timeout=5).status_code == 201  # no key set: open
         queue.client.send_message("in process")
-        _wait(lambda: queue.records("in process", "done"), 10, "the message to be processed")
+        wait_for(lambda: queue.records("in process", "done"), 10, "the message to be processed")
     finally:
         devhost.stop(grace_seconds=1)
     assert "DEVELOPMENT server" in caplog.messages[0]
@@ -395,13 +309,13 @@ def test_local_settings_json_fills_in_missing_settings(azurite_conn: str, tmp_pa
     values = {"TEST_QUEUE_CONN": azurite_conn, "MLJOB_FUNCTION_KEY": "from-the-file"}
     (app / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     env = {k: v for k, v in queue.env.items() if k != "TEST_QUEUE_CONN"}
-    server = Host(tmp_path, {**env, "MLJOB_FUNCTION_KEY": "from-the-environment"}, app_dir=app)
+    server = DevHostProcess(tmp_path, {**env, "MLJOB_FUNCTION_KEY": "from-the-environment"}, app_dir=app)
     try:
         url = f"{server.url}/api/echo/x"
         assert requests.post(url, headers={"x-functions-key": "from-the-environment"}, timeout=5).status_code == 201
         assert requests.post(url, headers={"x-functions-key": "from-the-file"}, timeout=5).status_code == 401
         queue.client.send_message("from local settings")
-        _wait(lambda: queue.records("from local settings", "done"), 10, "the message to be processed")
+        wait_for(lambda: queue.records("from local settings", "done"), 10, "the message to be processed")
     finally:
         assert server.stop() == 0
 

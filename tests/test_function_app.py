@@ -53,7 +53,7 @@ def env(monkeypatch, data_path, jobs_path, request):
     monkeypatch.setenv("JOBS_PATH", str(jobs_path))
     monkeypatch.setenv("QUEUE_NAME", queue)
     monkeypatch.setenv("QUEUECONNECTIONSTRING", CLOSED_PORT_CONNECTION)
-    monkeypatch.setenv("LEASE_STALE_SECONDS", "5")
+    monkeypatch.setenv("LEASE_STALE_SECONDS", "2")
     return monkeypatch
 
 

@@ -88,3 +88,15 @@ def test_a_killed_holder_loses_its_lease_after_it_goes_stale(store, job):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_acquire_can_wait_for_a_live_holder_to_finish(store, job):
+    import threading
+
+    holder = RunLease(store, job, stale_after=30)
+    assert holder.acquire()
+    threading.Timer(0.5, holder.release).start()
+    waiter = RunLease(store, job, stale_after=30)
+    assert not waiter.acquire(wait=0.1)
+    assert waiter.acquire(wait=5)
+    waiter.release()
