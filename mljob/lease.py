@@ -45,9 +45,10 @@ class RunLease:
         """Take the lease if it is free or stale; False while a live run holds it (after `wait` seconds)."""
         deadline = time.monotonic() + wait
         while not self._try_acquire():
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(min(1.0, max(0.05, self.stale_after / 10)))
+            time.sleep(min(left, 1.0, max(0.05, self.stale_after / 10)))
         return True
 
     def _try_acquire(self) -> bool:
