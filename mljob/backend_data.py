@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 NETWORKS = ("BioGRID", "STRING", "IMP")
 FEATURES = ("SixSpeciesN2V",)
@@ -162,28 +163,9 @@ def required_files(
     return sorted(names)
 
 
-def missing_files(
-    data_path: str | os.PathLike,
-    *,
-    net_type: str,
-    features: str,
-    sp_trn: str,
-    sp_res: Sequence[str],
-    gsc_trn: str,
-    gsc_res: Sequence[str],
-    clustering: bool = False,
-) -> list[str]:
-    """The :func:`required_files` that are absent (or not regular files) under ``data_path``."""
-    names = required_files(
-        net_type=net_type,
-        features=features,
-        sp_trn=sp_trn,
-        sp_res=sp_res,
-        gsc_trn=gsc_trn,
-        gsc_res=gsc_res,
-        clustering=clustering,
-    )
-    return [name for name in names if not os.path.isfile(os.path.join(data_path, name))]
+def missing_files(data_path: str | os.PathLike, **params: Any) -> list[str]:
+    """The :func:`required_files` (same keywords) that are absent or not regular files under ``data_path``."""
+    return [name for name in required_files(**params) if not os.path.isfile(os.path.join(data_path, name))]
 
 
 def data_filenames_missing(data_path: str | os.PathLike, species: str) -> list[str]:

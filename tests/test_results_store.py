@@ -35,15 +35,8 @@ def dot_entries(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "jobs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def store(root: Path) -> ResultsFileStore:
-    return ResultsFileStore(root)
+def root(jobs_path: Path) -> Path:
+    return jobs_path
 
 
 def make_job(store: ResultsFileStore, name: str = "my-job", genes=("TP53", "BRCA1"), negatives=None, **fields) -> Path:
