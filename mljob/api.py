@@ -14,6 +14,7 @@ from typing import Any
 import mljob
 from mljob.errors import InvalidInput, JobExists, JobNotFound, JobNotReady, MljobError, SettingsError
 from mljob.job import validate_jobname
+from mljob.queue import MAX_JOBS_PER_CALL, JobQueue, QueueUnavailable
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import State
@@ -22,14 +23,11 @@ log = logging.getLogger(__name__)
 
 Answer = tuple[int, dict[str, Any]]
 MAX_BODY_BYTES = 1_000_000
-MAX_JOBS_PER_CALL = 1_000
 _ENQUEUE_KEYS = {"jobname", "jobid", "jobnames", "rerun"}
 
 
 def error_answer(exc: Exception) -> Answer:
     """The HTTP status and JSON error body for an exception (its message is meant for the caller)."""
-    from mljob.queue import QueueUnavailable
-
     if isinstance(exc, QueueUnavailable):
         return 503, {"error": str(exc)}
     if isinstance(exc, SettingsError):
@@ -82,8 +80,6 @@ def jobnames_from(data: dict[str, Any]) -> list[str]:
 
 def enqueue(body: bytes, settings: Settings) -> Answer:
     """POST /api/enqueue: validate every job, then queue them all, or none (202 with the accepted names)."""
-    from mljob.queue import JobQueue
-
     try:
         data = parse_body(body)
         names = jobnames_from(data)
