@@ -52,6 +52,7 @@ class Settings:
             "env": "MLJOB_FUNCTION_KEY",
             "kind": str,
             "secret": True,
+            "local_only": True,
             "help": "key that `mljob serve` requires on FUNCTION-level routes (x-functions-key or ?code=)",
         },
     )
@@ -60,6 +61,7 @@ class Settings:
         metadata={
             "env": "MESSAGE_LEASE_SECONDS",
             "kind": int,
+            "local_only": True,
             "help": "`mljob serve`: how long a received queue message stays invisible between renewals",
         },
     )
@@ -98,9 +100,9 @@ class Settings:
         return self.queue_connection_string
 
 
-def env_names() -> list[str]:
-    """The environment variables mljob reads, in definition order."""
-    return [f.metadata["env"] for f in fields(Settings)]
+def env_names(*, cloud: bool = False) -> list[str]:
+    """The environment variables mljob reads, in definition order (`cloud`: without `mljob serve`'s own)."""
+    return [f.metadata["env"] for f in fields(Settings) if not (cloud and f.metadata.get("local_only"))]
 
 
 def _convert(env: str, kind: type, raw: object) -> object:
