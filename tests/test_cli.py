@@ -187,3 +187,20 @@ def test_make_data_and_module_runner(tmp_path, demo_genes):
         timeout=60,
     )
     assert bad.returncode == 2 and "invalid job name" in bad.stderr
+
+
+def test_enqueue_command_queues_jobs_all_or_nothing(env, genes_file, jobs_path, azurite):
+    env = {**env, "QUEUECONNECTIONSTRING": azurite.connection_string, "QUEUE_NAME": "cli-enqueue-test"}
+    assert mljob("submit", str(genes_file), "--name", "cli-queued", env=env).returncode == 0
+    result = mljob("enqueue", "cli-queued", env=env)
+    assert result.returncode == 0 and result.stdout == "cli-queued\n", result.stderr
+    assert json.loads((jobs_path / "cli-queued" / "status.json").read_text())["status"] == "queued"
+    again = mljob("enqueue", "cli-queued", "no-such-job", env=env)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    down = mljob(
+        "enqueue",
+        "cli-queued",
+        "--rerun",
+        env={**env, "QUEUECONNECTIONSTRING": env["QUEUECONNECTIONSTRING"].replace(str(azurite.queue_port), "9")},
+    )
+    assert down.returncode == 2 and "could not be reached" in down.stderr and "AccountKey" not in down.stderr
