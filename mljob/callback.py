@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-import requests
-
 from mljob.errors import InvalidInput
 from mljob.results_store import ResultsFileStore
 from mljob.status import JobStatus
@@ -19,6 +17,8 @@ TRIES = 3
 
 def post_status(url: str, status: JobStatus, *, timeout: float = TIMEOUT_SECONDS, tries: int = TRIES) -> bool:
     """POST {"jobname","status","code"} to `url`; retry a few times; log and return False on failure."""
+    import requests  # imported on first use: keeps function_app's cold start short
+
     body = status.summary()
     for attempt in range(1, tries + 1):
         try:
