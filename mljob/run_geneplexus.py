@@ -22,8 +22,9 @@ import mljob
 from mljob import backend_data, callback
 from mljob.errors import InvalidInput, JobError, JobNotFound
 from mljob.job import JobConfig, validate_jobname
+from mljob.report import REPORT_FILE, render_report
 from mljob.results import write_web_files
-from mljob.results_store import ResultsFileStore
+from mljob.results_store import ResultsFileStore, atomic_write
 from mljob.status import JobStatus, Progress, State
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,9 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
         with steps.step("saving"), store.staging_results(jobname) as staging:
             _save_class(gp, staging)
             write_web_files(gp, staging, top=config.num_nodes)
-        info = _job_info(gp, config, genes, negatives, data_path, required, steps.seconds, started)
+            info = _job_info(gp, config, genes, negatives, data_path, required, steps.seconds, started)
+            atomic_write(staging / REPORT_FILE, render_report(info["parameters"], info, staging))
+        info["total_seconds"] = round(time.time() - started, 3)
         info["result_files"] = store.list_results(jobname)
         store.write_job_info(jobname, info)
     model = gp.model_info["All-Genes"]
@@ -238,7 +241,7 @@ def _job_info(
     import sklearn
 
     model = gp.model_info["All-Genes"]
-    avgps = [float(x) for x in model.avgps] if model.avgps is not None else None
+    scores = [float(x) for x in (model.avgps or []) if x is not None]  # None per fold when CV was skipped
     return {
         "jobname": config.jobname,
         "parameters": config.model_dump(mode="json"),
@@ -254,8 +257,8 @@ def _job_info(
         "seconds": seconds,
         "total_seconds": round(time.time() - started, 3),
         "peak_memory_mb": round(_peak_rss_mb(), 1),
-        "avgps": avgps,
-        "avgps_mean": float(sum(avgps) / len(avgps)) if avgps else None,
+        "avgps": scores or None,
+        "avgps_mean": sum(scores) / len(scores) if scores else None,
         "input_count": len(genes),
         "converted_count": int(gp.input_count),
         "negatives_count": len(negatives or []),

@@ -329,3 +329,13 @@ def test_retry_puts_an_unexpected_failure_back_in_the_queue(store, data_path, de
 def test_retry_does_not_retry_what_cannot_be_fixed(store, data_path):
     name = make_job(store, "no-retry", [f"NOPE{i}" for i in range(20)])
     assert run_geneplexus(name, store, data_path, retry=True).status is State.FAILED
+
+
+def test_a_job_without_cross_validation_completes(store, data_path, demo_genes):
+    name = make_job(store, "no-cv", demo_genes, cross_validate=False)
+    status = run_geneplexus(name, store, data_path)
+    assert status.status is State.COMPLETED, status.message
+    info = store.read_job_info(name)
+    assert info["avgps"] is None and info["avgps_mean"] is None
+    assert "cross-validation" not in status.message
+    assert "skipped" in (store.job_path(name) / "results" / "report.html").read_text()
