@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: setup npm-setup demo test lint serve azurite-start azurite-stop azurite-status clean
+.PHONY: setup npm-setup demo test lint checkov serve azurite-start azurite-stop azurite-status clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: $(STAMP)
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# checkov on Terraform/, in its own .venv-checkov (installed once by the script; never in .venv: see the script).
+checkov:
+	bash scripts/checkov.sh
 
 # A local Azurite on 127.0.0.1:10000-10002 (data in .azurite/data), as local.settings.json.example expects.
 azurite-start: $(NPM_STAMP)

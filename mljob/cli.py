@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,9 +19,10 @@ from mljob.errors import InvalidInput, MljobError
 from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
 from mljob.job_manager import JobManager
 from mljob.launcher import LocalLauncher
+from mljob.progress import follow, run_with_progress
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
-from mljob.status import JobStatus, State
+from mljob.status import JobStatus, State, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_WORKDIR = Path("mljob-demo")
@@ -102,7 +104,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    status = _manager(args).launch(validate_jobname(args.jobname))
+    manager = _manager(args)
+    jobname = validate_jobname(args.jobname)
+    manager.status(jobname)  # JobNotFound before anything runs
+    if args.quiet:
+        status = manager.launch(jobname)
+    else:
+        status = run_with_progress(lambda: manager.launch(jobname), lambda: manager.status(jobname))
     print(_status_line(status))
     return EXIT_OK if status.status is State.COMPLETED else EXIT_FAILED
 
@@ -110,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     manager = _manager(args, need_data=False)
     status = manager.status(validate_jobname(args.jobname))
+    if args.follow:
+        status = follow(lambda: manager.status(args.jobname))
     if args.json:
         print(status.model_dump_json(indent=2))
     else:
@@ -128,6 +138,60 @@ def cmd_results(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mljob.report import write_report
+
+    manager = _manager(args, need_data=False)
+    jobname = validate_jobname(args.jobname)
+    manager.status(jobname)  # JobNotFound
+    print(write_report(manager.store.job_path(jobname)))
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _manager(args, need_data=False).store
+    rows = [row for row in _job_rows(store) if args.status is None or row["status"] == args.status]
+    print(f"{'job':<42} {'status':<10} {'created':<17} {'duration':>9} {'genes':>6}")
+    for row in rows:
+        print(f"{row['name']:<42} {row['status']:<10} {row['created']:<17} {row['duration']:>9} {row['genes']:>6}")
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from mljob.lease import RunLease
+
+    store = _manager(args, need_data=False).store
+    cutoff = utcnow() - timedelta(days=args.older_than)
+    doomed = [
+        row
+        for row in _job_rows(store)
+        if row["created_at"] < cutoff
+        and (args.status is None or row["status"] == args.status)
+        and row["status"] not in (State.RUNNING.value, State.QUEUED.value)
+    ]
+    if not doomed:
+        print(f"no job older than {args.older_than:g} days to remove")
+        return EXIT_OK
+    for row in doomed:
+        print(f"would remove {row['name']} ({row['status']}, created {row['created']})")
+    if not args.yes:
+        answer = input(f"remove these {len(doomed)} job folder(s)? [y/N] ") if sys.stdin.isatty() else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed (pass --yes to remove without asking)", file=sys.stderr)
+            return EXIT_OK
+    removed = 0
+    for row in doomed:
+        lease = RunLease(store, row["name"])
+        if not lease.acquire():  # a run started since the listing: leave it alone
+            print(f"kept {row['name']}: it is running", file=sys.stderr)
+            continue
+        lease.release()
+        store.delete_job(row["name"], confirm=row["name"])
+        removed += 1
+    print(f"removed {removed} job folder(s)")
+    return EXIT_OK
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from mljob.queue import JobQueue
 
@@ -143,6 +207,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mljob.devhost import serve
 
     return serve(host=args.host, port=args.port, app_dir=args.app_dir)
+
+
+def cmd_share_upload(args: argparse.Namespace) -> int:
+    import logging
+
+    from mljob.share import ShareError, upload
+
+    logging.getLogger("azure").setLevel(logging.ERROR)  # the SDK warns with tracebacks about error bodies of HEAD
+    connection_string = Settings.from_env(
+        queue_connection_string=args.connection_string
+    ).require_queue_connection_string()
+    try:
+        report = upload(
+            args.src,
+            args.dest,
+            connection_string=connection_string,
+            share_name=args.share,
+            workers=args.workers,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+    except ShareError as exc:
+        print(f"mljob: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.summary())
+    if report.failed:
+        print(f"mljob: {len(report.failed)} file(s) failed:", file=sys.stderr)
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -168,6 +263,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\ntop genes for {key}:")
         print(_table(rows[:15]))
     print(f"\njob folder: {store.job_path(jobname)}")
+    print(f"report: {store.job_path(jobname) / 'results' / 'report.html'}")
     return EXIT_OK
 
 
@@ -181,6 +277,32 @@ def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
     )
     data_path = settings.require_data_path() if need_data else settings.data_path or Path(".")
     return JobManager(store, LocalLauncher(store, data_path))
+
+
+def _job_rows(store: ResultsFileStore) -> list[dict[str, Any]]:
+    """One row per job for `list` and `cleanup`, newest first; unreadable jobs show as 'unreadable'."""
+    rows = []
+    for name in store.list_jobs():
+        try:
+            status = store.read_status(name)
+        except InvalidInput:
+            created = datetime.fromtimestamp(store.job_path(name).stat().st_mtime, tz=UTC)
+            rows.append({"name": name, "status": "unreadable", "created_at": created, "duration": "", "genes": ""})
+            continue
+        seconds = (status.finished - status.started).total_seconds() if status.started and status.finished else None
+        genes = store.job_path(name) / "input_genes.txt"
+        rows.append(
+            {
+                "name": name,
+                "status": status.status.value,
+                "created_at": status.created,
+                "duration": f"{seconds:.1f}s" if seconds is not None else "",
+                "genes": sum(1 for _ in genes.open(encoding="utf-8", errors="replace")) if genes.is_file() else "",
+            }
+        )
+    for row in rows:
+        row["created"] = row["created_at"].strftime("%Y-%m-%d %H:%M")
+    return sorted(rows, key=lambda row: row["created_at"], reverse=True)
 
 
 def _status_line(status: JobStatus | None) -> str:
@@ -275,19 +397,35 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--run", action="store_true", help="run the job now, in this process")
     submit.set_defaults(handler=cmd_submit)
 
-    run = sub.add_parser("run", parents=[paths], help="run a job now, in this process")
+    run = sub.add_parser("run", parents=[paths], help="run a job now, in this process, showing its progress")
     run.add_argument("jobname")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", parents=[paths], help="show a job's status")
     status.add_argument("jobname")
     status.add_argument("--json", action="store_true", help="print status.json as it is")
+    status.add_argument("--follow", action="store_true", help="show the job's progress until it ends")
     status.set_defaults(handler=cmd_status)
 
     results = sub.add_parser("results", parents=[paths], help="show a completed job's top genes")
     results.add_argument("jobname")
     results.add_argument("--top", type=int, default=20)
     results.set_defaults(handler=cmd_results)
+    report = sub.add_parser("report", parents=[paths], help="(re)write a completed job's results/report.html")
+    report.add_argument("jobname")
+    report.set_defaults(handler=cmd_report)
+
+    listing = sub.add_parser("list", parents=[paths], help="the jobs in JOBS_PATH, newest first")
+    listing.add_argument("--status", choices=[s.value for s in State])
+    listing.set_defaults(handler=cmd_list)
+
+    cleanup = sub.add_parser("cleanup", parents=[paths], help="remove old job folders (never a running one)")
+    cleanup.add_argument("--older-than", dest="older_than", type=float, required=True, metavar="DAYS")
+    cleanup.add_argument("--status", choices=[s.value for s in State])
+    cleanup.add_argument("--yes", action="store_true", help="remove without asking")
+    cleanup.set_defaults(handler=cmd_cleanup)
+
     enqueue = sub.add_parser(
         "enqueue", parents=[paths], help="put jobs on the Azure Storage Queue (QUEUECONNECTIONSTRING)"
     )
@@ -304,4 +442,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7071)
     serve.add_argument("--app-dir", type=Path, default=Path("."), help="folder of function_app.py and host.json")
     serve.set_defaults(handler=cmd_serve)
+
+    share = sub.add_parser("share", help="fill the Azure Files share the function app mounts")
+    share_sub = share.add_subparsers(dest="share_command", required=True, parser_class=_Parser)
+    share_upload = share_sub.add_parser(
+        "upload",
+        help="upload a folder (data, a job folder) or a file to a path inside the share; "
+        "files already there with the same size are skipped",
+    )
+    share_upload.add_argument("src", type=Path, help="local folder or file")
+    share_upload.add_argument("dest", help="path inside the share, e.g. data or jobs/<jobname>")
+    share_upload.add_argument("--share", required=True, help="the file share (Terraform output share_name)")
+    share_upload.add_argument(
+        "--connection-string",
+        help="storage account connection string (default: $QUEUECONNECTIONSTRING; prefer the variable, "
+        "a command line is visible to other users)",
+    )
+    share_upload.add_argument("--workers", type=int, default=4, help="files uploaded at once (default 4)")
+    share_upload.add_argument("--overwrite", action="store_true", help="upload files even if there with the same size")
+    share_upload.add_argument("--no-progress", action="store_true", help="no progress bar")
+    share_upload.set_defaults(handler=cmd_share_upload)
     return parser

@@ -35,10 +35,12 @@ class LocalLauncher:
         self.data_path = Path(data_path)
 
     def launch(self, jobname: str) -> JobStatus:
-        """Run the job to its end; returns its final status."""
+        """Run the job to its end under its run lease (JobNotReady if a run elsewhere holds it)."""
+        from mljob.lease import RunLease
         from mljob.run_geneplexus import run_geneplexus
 
-        return run_geneplexus(jobname, self.store, self.data_path)
+        with RunLease(self.store, jobname):
+            return run_geneplexus(jobname, self.store, self.data_path)
 
 
 class QueueLauncher:

@@ -204,3 +204,47 @@ def test_enqueue_command_queues_jobs_all_or_nothing(env, genes_file, jobs_path, 
         env={**env, "QUEUECONNECTIONSTRING": env["QUEUECONNECTIONSTRING"].replace(str(azurite.queue_port), "9")},
     )
     assert down.returncode == 2 and "could not be reached" in down.stderr and "AccountKey" not in down.stderr
+
+
+def test_run_shows_progress_steps_and_demo_prints_the_report(env, genes_file, jobs_path):
+    assert mljob("submit", str(genes_file), "--name", "progress-job", env=env).returncode == 0
+    run = mljob("run", "progress-job", env=env)
+    assert run.returncode == 0, run.stderr
+    assert "progress-job: done" in run.stderr and "100%" in run.stderr
+    follow = mljob("status", "progress-job", "--follow", env=env)
+    assert follow.returncode == 0 and "completed (200)" in follow.stdout and "100%" in follow.stderr
+    report = mljob("report", "progress-job", env=env)
+    assert report.returncode == 0 and report.stdout.strip().endswith("results/report.html")
+    quiet = mljob("run", "progress-job", "--quiet", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_list_and_cleanup(env, genes_file, jobs_path):
+    for name in ("old-done", "old-created", "new-job"):
+        assert mljob("submit", str(genes_file), "--name", name, env=env).returncode == 0
+    assert mljob("run", "old-done", "--quiet", env=env).returncode == 0
+    for name, day in (("old-done", "02"), ("old-created", "01")):  # make them years old
+        path = jobs_path / name / "status.json"
+        status = json.loads(path.read_text())
+        status["created"] = f"2020-01-{day}T00:00:00Z"
+        path.write_text(json.dumps(status))
+    listing = mljob("list", env=env)
+    assert listing.returncode == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
+    assert names == ["new-job", "old-done", "old-created"]
+    assert "completed" in listing.stdout and " 28" in listing.stdout
+    only = mljob("list", "--status", "completed", env=env)
+    assert [line.split()[0] for line in only.stdout.splitlines()[1:]] == ["old-done"]
+
+    dry = mljob("cleanup", "--older-than", "5", env=env)
+    assert dry.returncode == 0 and "would remove old-done" in dry.stdout and "nothing removed" in dry.stderr
+    assert (jobs_path / "old-done").is_dir()
+    done = mljob("cleanup", "--older-than", "5", "--status", "completed", "--yes", env=env)
+    assert done.returncode == 0 and "removed 1 job folder" in done.stdout
+    assert not (jobs_path / "old-done").exists() and (jobs_path / "old-created").is_dir()
+    running = jobs_path / "old-created" / "status.json"
+    status = json.loads(running.read_text())
+    status["status"], status["code"] = "running", 102
+    running.write_text(json.dumps(status))
+    kept = mljob("cleanup", "--older-than", "5", "--yes", env=env)
+    assert kept.returncode == 0 and (jobs_path / "old-created").is_dir()

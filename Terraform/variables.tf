@@ -1,0 +1,156 @@
+# Every Azure name derives from project + env (see locals in main.tf). The validations below are chosen so
+# that ANY accepted project and env give valid names:
+#   storage account  "st<project><env>"      <= 2 + 12 + 10 = 24 lower-case letters and digits (Azure: 3-24)
+#   function app     "func-<project>-<env>"  <= 28 characters (Azure: 2-60; <= 32 keeps the Functions host id
+#                                              unique, it is cut at 32 characters)
+#   resource group, plan, Log Analytics, Application Insights: "<kind>-<project>-<env>", well within their limits.
+# Storage account and function app names are global: pick an env suffix nobody else uses.
+
+variable "project" {
+  description = "Project part of every name: 3-12 lower-case letters and digits, starting with a letter."
+  type        = string
+  default     = "geneplexus"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,11}$", var.project))
+    error_message = "The project must be 3-12 lower-case letters and digits, starting with a letter (it is part of the storage account name)."
+  }
+}
+
+variable "env" {
+  description = "Environment suffix of every name, e.g. dev1: 1-10 lower-case letters and digits."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9]{1,10}$", var.env))
+    error_message = "The env suffix must be 1-10 lower-case letters and digits (no hyphens, underscores or capitals: storage account names allow none)."
+  }
+}
+
+variable "location" {
+  description = "Azure region, as its short name (az account list-locations -o table), e.g. eastus."
+  type        = string
+  default     = "eastus"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]+$", var.location))
+    error_message = "The location must be a region's short name, e.g. eastus or westeurope."
+  }
+}
+
+variable "plan_sku" {
+  description = "Elastic Premium plan size: EP1 (1 vCPU, 3.5 GB), EP2 (2 vCPU, 7 GB), EP3 (4 vCPU, 14 GB)."
+  type        = string
+  default     = "EP2"
+
+  validation {
+    condition     = contains(["EP1", "EP2", "EP3"], var.plan_sku)
+    error_message = "The plan_sku must be EP1, EP2 or EP3 (Elastic Premium: runs are not cut at 10 minutes as on Consumption)."
+  }
+}
+
+variable "max_instances" {
+  description = "Most instances the Elastic Premium plan may scale out to (each one bills while it runs)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.max_instances >= 1 && var.max_instances <= 100 && floor(var.max_instances) == var.max_instances
+    error_message = "The max_instances must be a whole number from 1 to 100."
+  }
+}
+
+variable "share_quota_gb" {
+  description = "Quota of the Azure Files share that holds data/ (GenePlexus backend data) and jobs/, in GB."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.share_quota_gb >= 1 && var.share_quota_gb <= 5120 && floor(var.share_quota_gb) == var.share_quota_gb
+    error_message = "The share_quota_gb must be a whole number from 1 to 5120 (a standard share without large file shares)."
+  }
+}
+
+variable "mount_path" {
+  description = "Where the share is mounted in the function app; DATA_PATH is <mount>/data, JOBS_PATH <mount>/jobs."
+  type        = string
+  default     = "/mnt/geneplexus"
+
+  validation {
+    condition     = can(regex("^(/[A-Za-z0-9._-]+)+$", var.mount_path)) && !can(regex("^/(home|tmp)(/|$)", var.mount_path))
+    error_message = "The mount_path must be an absolute path without a trailing slash, outside /home and /tmp (reserved by App Service)."
+  }
+}
+
+variable "python_version" {
+  description = "Python version of the function app (the mljob package needs 3.11 or newer)."
+  type        = string
+  default     = "3.11"
+
+  validation {
+    condition     = contains(["3.11", "3.12", "3.13"], var.python_version)
+    error_message = "The python_version must be 3.11, 3.12 or 3.13."
+  }
+}
+
+variable "queue_name" {
+  description = "Name of the job queue (QUEUE_NAME); its poison queue is <queue_name>-poison."
+  type        = string
+  default     = "jobprocessing"
+
+  validation {
+    # Azure queue names: 3-63 lower-case letters, digits and single inner hyphens; 56 leaves room for "-poison".
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])*$", var.queue_name)) && length(var.queue_name) >= 3 && length(var.queue_name) <= 56
+    error_message = "The queue_name must be 3-56 lower-case letters, digits and single inner hyphens (its poison queue adds -poison)."
+  }
+}
+
+variable "max_input_genes" {
+  description = "MAX_INPUT_GENES: most distinct genes accepted in one gene list (the code's default is 10000)."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.max_input_genes >= 1 && floor(var.max_input_genes) == var.max_input_genes
+    error_message = "The max_input_genes must be a whole number of at least 1."
+  }
+}
+
+variable "max_input_bytes" {
+  description = "MAX_INPUT_BYTES: largest gene file accepted, in bytes (the code's default is 1000000)."
+  type        = number
+  default     = 1000000
+
+  validation {
+    condition     = var.max_input_bytes >= 1 && floor(var.max_input_bytes) == var.max_input_bytes
+    error_message = "The max_input_bytes must be a whole number of at least 1."
+  }
+}
+
+variable "lease_stale_seconds" {
+  description = "LEASE_STALE_SECONDS: a run lease whose heartbeat is older than this is taken over (code default 120)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.lease_stale_seconds >= 1 && floor(var.lease_stale_seconds) == var.lease_stale_seconds
+    error_message = "The lease_stale_seconds must be a whole number of at least 1."
+  }
+}
+
+variable "log_retention_days" {
+  description = "How long the Log Analytics workspace (and so Application Insights) keeps logs, in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730
+    error_message = "The log_retention_days must be from 30 to 730."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (project, env and managed_by are always set)."
+  type        = map(string)
+  default     = {}
+}
