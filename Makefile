@@ -54,4 +54,4 @@ serve: $(STAMP) azurite-start
 
 clean:
 	-$(PYTHON) scripts/azurite.py stop
-	rm -rf $(VENV) mljob-demo .pytest_cache .ruff_cache *.egg-info node_modules .azurite
+	rm -rf $(VENV) .venv-checkov mljob-demo .pytest_cache .ruff_cache *.egg-info node_modules .azurite
