@@ -232,11 +232,13 @@ resource "azurerm_linux_function_app" "main" {
     JOBS_PATH = local.jobs_path
     # The account-key connection string of the account that holds the queue: it does not run out (the
     # predecessor's Terraform built it from a SAS token with a hard-coded end date).
-    QUEUECONNECTIONSTRING = azurerm_storage_account.main.primary_connection_string
-    QUEUE_NAME            = azurerm_storage_queue.jobs.name
-    MAX_INPUT_GENES       = tostring(var.max_input_genes)
-    MAX_INPUT_BYTES       = tostring(var.max_input_bytes)
-    LEASE_STALE_SECONDS   = tostring(var.lease_stale_seconds)
+    QUEUECONNECTIONSTRING  = azurerm_storage_account.main.primary_connection_string
+    QUEUE_NAME             = azurerm_storage_queue.jobs.name
+    MAX_INPUT_GENES        = tostring(var.max_input_genes)
+    MAX_INPUT_BYTES        = tostring(var.max_input_bytes)
+    LEASE_STALE_SECONDS    = tostring(var.lease_stale_seconds)
+    DATA_CACHE_MB          = tostring(var.data_cache_mb)
+    CALLBACK_ALLOWED_HOSTS = var.callback_allowed_hosts
   }
 
   # The share with data/ and jobs/, mounted read-write at var.mount_path.

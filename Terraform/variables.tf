@@ -138,6 +138,28 @@ variable "lease_stale_seconds" {
   }
 }
 
+variable "data_cache_mb" {
+  description = "DATA_CACHE_MB: memory budget of the warm backend-data cache of one worker; 0 turns it off (code default 2048)."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = var.data_cache_mb >= 0 && floor(var.data_cache_mb) == var.data_cache_mb
+    error_message = "The data_cache_mb must be a whole number of at least 0."
+  }
+}
+
+variable "callback_allowed_hosts" {
+  description = "CALLBACK_ALLOWED_HOSTS: comma-separated hosts job callbacks may go to (empty: any public host)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.,:\\[\\]-]*$", var.callback_allowed_hosts))
+    error_message = "The callback_allowed_hosts must be comma-separated host names or addresses."
+  }
+}
+
 variable "log_retention_days" {
   description = "How long the Log Analytics workspace (and so Application Insights) keeps logs, in days."
   type        = number

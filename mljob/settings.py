@@ -65,6 +65,23 @@ class Settings:
             "help": "`mljob serve`: how long a received queue message stays invisible between renewals",
         },
     )
+    data_cache_mb: int = field(
+        default=2048,
+        metadata={
+            "env": "DATA_CACHE_MB",
+            "kind": int,
+            "min": 0,
+            "help": "memory budget of the warm backend-data cache shared by the jobs of one worker; 0 turns it off",
+        },
+    )
+    callback_allowed_hosts: str | None = field(
+        default=None,
+        metadata={
+            "env": "CALLBACK_ALLOWED_HOSTS",
+            "kind": str,
+            "help": "comma-separated hosts that callbacks may go to (loopback/private addresses only when listed)",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,7 +96,7 @@ class Settings:
                 raw = environ[f.metadata["env"]].strip()
             else:
                 continue
-            values[f.name] = _convert(f.metadata["env"], f.metadata["kind"], raw)
+            values[f.name] = _convert(f.metadata["env"], f.metadata["kind"], raw, f.metadata.get("min", 1))
         return cls(**values)
 
     def require_data_path(self) -> Path:
@@ -105,14 +122,14 @@ def env_names(*, cloud: bool = False) -> list[str]:
     return [f.metadata["env"] for f in fields(Settings) if not (cloud and f.metadata.get("local_only"))]
 
 
-def _convert(env: str, kind: type, raw: object) -> object:
+def _convert(env: str, kind: type, raw: object, least: int) -> object:
     if kind is int:
         try:
             value = int(raw)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise SettingsError(f"{env} must be a whole number, got {raw!r}") from None
-        if value < 1:
-            raise SettingsError(f"{env} must be at least 1, got {value}")
+        if value < least:
+            raise SettingsError(f"{env} must be at least {least}, got {value}")
         return value
     if kind is Path:
         return Path(str(raw)).expanduser()

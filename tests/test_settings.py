@@ -21,7 +21,16 @@ def test_env_names():
         "LEASE_STALE_SECONDS",
         "MLJOB_FUNCTION_KEY",
         "MESSAGE_LEASE_SECONDS",
+        "DATA_CACHE_MB",
+        "CALLBACK_ALLOWED_HOSTS",
     ]
+
+
+def test_data_cache_may_be_turned_off_with_zero():
+    assert Settings.from_env({}).data_cache_mb == 2048
+    assert Settings.from_env({"DATA_CACHE_MB": "0"}).data_cache_mb == 0
+    with pytest.raises(SettingsError, match="DATA_CACHE_MB must be at least 0"):
+        Settings.from_env({"DATA_CACHE_MB": "-1"})
 
 
 def test_queue_settings():
