@@ -6,7 +6,6 @@ Importing this module must stay cheap: geneplexus, numpy and pandas are imported
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import azure.functions as func
@@ -50,11 +49,10 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name="%QUEUE_NAME%", connection="QUEUECONNECTIONSTRING")
 def process_job(msg: func.QueueMessage) -> None:
     """Run the job a queue message names; errors that a retry may fix are re-raised for the host."""
-    outcome = worker.process_message(
+    worker.process_message(
         msg.get_body(),
         message_id=msg.id,
         dequeue_count=msg.dequeue_count or 1,
         max_dequeue_count=MAX_DEQUEUE_COUNT,
         settings=Settings.from_env(),
     )
-    logging.getLogger("function_app").info("queue message %s: %s", msg.id, outcome)

@@ -53,7 +53,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
         raise InvalidInput('request body is empty; send JSON like {"jobname": "mygenes-8e3jt5kz"}')
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         raise InvalidInput('request body is not JSON; send JSON like {"jobname": "mygenes-8e3jt5kz"}') from None
     if not isinstance(data, dict):
         raise InvalidInput(f'request body must be a JSON object like {{"jobname": "..."}}, not {type(data).__name__}')
@@ -116,7 +116,10 @@ def run_now(jobname: str | None, body: bytes, settings: Settings) -> Answer:
 
     try:
         if not jobname:
-            jobname = jobnames_from({k: v for k, v in parse_body(body).items() if k != "rerun"})[0]
+            names = jobnames_from({k: v for k, v in parse_body(body).items() if k != "rerun"})
+            if len(names) != 1:
+                raise InvalidInput(f'testfn runs one job at a time; {len(names)} were named (use "jobname")')
+            jobname = names[0]
         store = _store(settings)
         validate_jobname(jobname)
         if not store.exists(jobname):

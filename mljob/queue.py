@@ -89,7 +89,7 @@ def _too_long(size: int) -> str:
 def _name_from_json(text: str) -> str:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         raise InvalidInput(f"queue message looks like JSON but is not valid JSON: {_shown(text)}") from None
     if not isinstance(data, dict):
         raise InvalidInput(f'queue message must be a JSON object {{"jobname": "..."}}, got a {_json_type(data)}')
@@ -317,8 +317,12 @@ class JobQueue:
         store.read_config(name)
         store.read_genes(name)
         store.read_negatives(name)  # validated when the job has any
+        from mljob.results_store import PathEscape
+
         try:
             status = store.read_status(name)
+        except PathEscape:
+            raise  # status.json is a link out of the job folder: never written through
         except InvalidInput:
             return None  # a missing or corrupt status.json is started anew by update_status
         if status.status in BUSY_STATES and not rerun:

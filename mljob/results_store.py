@@ -44,6 +44,10 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+class PathEscape(InvalidInput):
+    """A job folder or a file in it is a link (or resolves) out of where it must stay; nothing was touched."""
+
+
 class ResultsFileStore:
     """One folder per job under `jobs_path`; every path is checked to stay inside it."""
 
@@ -64,7 +68,7 @@ class ResultsFileStore:
         """The job's folder (which may not exist yet); refuses bad names and symlinks leading out."""
         path = self.root / validate_jobname(jobname)
         if path.is_symlink() or (path.exists() and path.resolve().parent != self.root):
-            raise InvalidInput(f"job folder {jobname} is a link that leads out of the jobs folder; refused")
+            raise PathEscape(f"job folder {jobname} is a link that leads out of the jobs folder; refused")
         return path
 
     def _file(self, jobname: str, *parts: str) -> Path:
@@ -73,7 +77,7 @@ class ResultsFileStore:
         path = folder.joinpath(*parts)
         resolved = path.resolve()
         if path.is_symlink() or not resolved.is_relative_to(folder.resolve()):
-            raise InvalidInput(f"{'/'.join(parts)} in job {jobname} leads out of the job folder; refused")
+            raise PathEscape(f"{'/'.join(parts)} in job {jobname} leads out of the job folder; refused")
         return path
 
     def _existing(self, jobname: str) -> Path:

@@ -17,7 +17,7 @@ from mljob import callback
 from mljob.errors import InvalidInput, SettingsError
 from mljob.lease import RunLease
 from mljob.queue import decode_message
-from mljob.results_store import ResultsFileStore
+from mljob.results_store import PathEscape, ResultsFileStore
 from mljob.run_geneplexus import run_geneplexus
 from mljob.settings import Settings
 from mljob.status import JobStatus, State
@@ -45,12 +45,32 @@ def process_message(
     settings: Settings,
 ) -> str:
     """Handle one queue message; returns what happened (dropped, skipped, busy, completed, failed)."""
+    message_id = _for_log(message_id)
     try:
         jobname = decode_message(body)
     except InvalidInput as exc:
         log.warning("queue message %s dropped: %s", message_id, exc)
         return "dropped"
     store = ResultsFileStore(settings.require_jobs_path())
+    try:
+        return _process(store, jobname, message_id, dequeue_count, max_dequeue_count, settings)
+    except PathEscape as exc:  # a tampered job folder: a retry cannot help, and nothing is written through it
+        log.warning("queue message %s: job %s refused: %s", message_id, jobname, exc)
+        try:
+            store.update_status(jobname, State.FAILED, f"the job folder was tampered with: {exc}")
+        except (InvalidInput, OSError):
+            return "dropped"
+        return State.FAILED.value
+
+
+def _process(
+    store: ResultsFileStore,
+    jobname: str,
+    message_id: str,
+    dequeue_count: int,
+    max_dequeue_count: int,
+    settings: Settings,
+) -> str:
     if not store.exists(jobname):
         log.warning("queue message %s dropped: job %s not found in %s", message_id, jobname, store.root)
         return "dropped"
@@ -93,6 +113,12 @@ def run_job(store: ResultsFileStore, jobname: str, settings: Settings, *, try_nu
             )
             callback.notify(store, final)
         raise
+
+
+def _for_log(text: object) -> str:
+    """`text` as it may appear in a log line: unchanged when it is plain printable ASCII, else escaped."""
+    value = str(text)
+    return value if value.isascii() and value.isprintable() else ascii(value)
 
 
 def _completed(store: ResultsFileStore, jobname: str) -> bool:

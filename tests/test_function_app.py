@@ -11,6 +11,7 @@ from pathlib import Path
 
 import azure.functions as func
 import pytest
+from app_functions import app_functions
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
@@ -30,7 +31,7 @@ CLOSED_PORT_CONNECTION = (
 @pytest.fixture(scope="module")
 def functions() -> dict:
     """The app's functions by name (get_functions works once per app object)."""
-    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+    return app_functions()
 
 
 def call(functions: dict, name: str, **request) -> tuple[int, dict]:

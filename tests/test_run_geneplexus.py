@@ -276,6 +276,12 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(autouse=True)
+def _callbacks_to_loopback_allowed(monkeypatch):
+    """These tests post callbacks to 127.0.0.1, which callbacks refuse unless it is listed."""
+    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+
+
 @pytest.fixture
 def callback_server():
     _Recorder.bodies = []
