@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import mljob
-from mljob import backend_data, callback
+from mljob import backend_data, cache, callback
 from mljob.errors import InvalidInput, JobError, JobNotFound
 from mljob.job import JobConfig, validate_jobname
 from mljob.report import REPORT_FILE, render_report
@@ -120,7 +120,7 @@ def _run(jobname: str, store: ResultsFileStore, data_path: Path) -> str:
     from geneplexus import GenePlexus  # heavy (~2 s): imported only when a job runs
     from geneplexus.exception import NoPositivesError
 
-    with _guarded_geneplexus_defaults():
+    with _guarded_geneplexus_defaults(), cache.active():  # warm backend data, DATA_CACHE_MB (0 = off)
         gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False, log_level="WARNING")
         with steps.step("loading genes"):
             gp.load_genes(list(genes))

@@ -1,0 +1,668 @@
+"""mljob benchmarks: runner overhead, queue path, cold start, warm worker, enqueue throughput, memory, scaling.
+
+    .venv/bin/python benchmarks/run.py            # full run (~15 min on 2 cores); data made once in benchmarks/.data/
+    .venv/bin/python benchmarks/run.py --quick    # smoke test: small data, 1-2 rounds (~1-2 min)
+
+Every comparison runs inside this one command, its two sides interleaved (A B B A A B ...), and the
+table gives the median of each side and the ratio A/B against its target. Per-job timings are
+wall-clock seconds. Results are also written as JSON (--json) and the scaling plot as PNG (--plot,
+needs matplotlib). See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_ROOT = REPO / "benchmarks" / ".data"
+ENQUEUE_APP = REPO / "benchmarks" / "enqueue_app"
+POLL_SECONDS = 0.5  # maxPollingInterval of the benchmark host.json (the production host.json says 10 s)
+QUEUE_HOST_JSON = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "batchSize": 1,
+            "newBatchThreshold": 0,
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:05",
+            "maxPollingInterval": "00:00:00.500",
+            "messageEncoding": "base64",
+        }
+    },
+}
+
+os.environ.setdefault("PYSTOW_HOME", str(DATA_ROOT / "pystow"))  # geneplexus writes a README there on import
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def dataset(n_genes: int, dim: int) -> Path:
+    """Synthetic Human backend data of this size, made once (kept in benchmarks/.data/, git-ignored)."""
+    path = DATA_ROOT / f"human-{n_genes}x{dim}"
+    if not (path / "README.md").is_file():  # written last by make_backend_data
+        from mljob.synthetic_data import make_backend_data
+
+        print(f"making synthetic backend data {path.name} (once) ...", flush=True)
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_backend_data(tmp, species=["Human"], n_genes=n_genes, dim=dim)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    return path
+
+
+def input_genes(data_path: Path, count: int, seed: int = 7) -> list[str]:
+    """`count` genes of the STRING network as symbols, mostly from a few GSC terms (like a real gene set)."""
+    import numpy as np
+
+    gsc = json.loads((data_path / "GSC__Human__Combined__STRING.json").read_text())
+    symbols = json.loads((data_path / "IDconversion__Human__Entrez-to-Symbol.json").read_text())
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for term in rng.permutation(gsc["Term_Order"]).tolist():
+        for gene in gsc[term]["Genes"]:
+            if gene not in picked:
+                picked.append(gene)
+        if len(picked) >= count:
+            break
+    return [symbols[g][0] for g in picked[:count] if g in symbols]
+
+
+# --- one job, two ways --------------------------------------------------------------------------------
+
+
+def direct_job(data_path: Path, genes: list[str], out_dir: Path) -> None:
+    """The GenePlexus calls run_geneplexus makes, made directly (default job parameters)."""
+    from geneplexus import GenePlexus
+
+    gp = GenePlexus(
+        file_loc=str(data_path),
+        net_type="STRING",
+        features="SixSpeciesN2V",
+        sp_trn="Human",
+        sp_res=["Human"],
+        gsc_trn="Combined",
+        gsc_res=["Combined"],
+        auto_download=False,
+        log_level="WARNING",
+    )
+    gp.load_genes(list(genes))
+    gp.fit(logreg_kwargs={}, min_num_pos=15, min_num_pos_cv=15, num_folds=3, random_state=0, cross_validate=True)
+    gp.predict()
+    gp.make_sim_dfs()
+    gp.make_small_edgelist(num_nodes=50)
+    gp.save_class(str(out_dir), save_type="all", zip_output=False, overwrite=False)
+
+
+def runner_job(store: Any, data_path: Path, genes: list[str], name: str) -> Any:
+    """One job through the runner: store, status, logs, results, manifest (LocalLauncher)."""
+    from mljob.job import parse_config
+    from mljob.launcher import LocalLauncher
+    from mljob.status import State
+
+    store.create_job(parse_config({"jobname": name}), genes)
+    status = LocalLauncher(store, data_path).launch(name)
+    assert status.status is State.COMPLETED, status.message
+    return status
+
+
+def timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def job_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def result_digest(folder: Path) -> dict[str, str]:
+    """Every result table of a job (df_probs, df_sim, df_edge, ... as text), by relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*.tsv"))}
+
+
+# --- child processes (fresh interpreters for memory and warm-worker runs) --------------------------------
+
+
+def child(mode: str, data_path: str, genes_file: str, work: str, extra: str) -> None:
+    data, genes, work_dir = Path(data_path), Path(genes_file).read_text().split(), Path(work)
+    import geneplexus  # noqa: F401  (a worker imports it at start; not part of any job's time)
+
+    from mljob.results_store import ResultsFileStore
+
+    store = ResultsFileStore(work_dir)
+    out: dict[str, Any] = {}
+    if mode == "memory-direct":
+        direct_job(data, genes, work_dir / "direct-out")
+    elif mode == "memory-runner":
+        runner_job(store, data, genes, job_name("mem"))
+    elif mode == "warm":
+        seconds, cpu, digests = [], [], []
+        for _ in range(int(extra)):
+            name = job_name("warm")
+            cpu_start = time.process_time()
+            seconds.append(timed(runner_job, store, data, genes, name))
+            cpu.append(time.process_time() - cpu_start)
+            digests.append(result_digest(store.job_path(name) / "results"))
+        out["seconds"] = seconds
+        out["cpu_seconds"] = cpu  # less disturbed than wall-clock time by other work on a shared machine
+        out["identical"] = all(d == digests[0] for d in digests)
+        from mljob.cache import CACHE
+
+        out["cache"] = {"hits": CACHE.stats.hits, "misses": CACHE.stats.misses, "mb": CACHE.used_bytes / 2**20}
+        (work_dir / "digest.json").write_text(json.dumps(digests[0]))
+    out["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(out))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over from the parent across
+    fork + exec, so a child of a big process reports the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * (1024 if sys.platform == "darwin" else 1))
+
+
+def run_child(mode: str, data: Path, genes_file: Path, work: Path, extra: str = "", **env: str) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(data), str(genes_file), str(work), extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=REPO,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"child {mode} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+# --- the comparisons --------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.rows: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="mljob-bench-"))
+        n, dim = (2000, 128) if args.quick else (19000, 512)
+        self.data = dataset(n, dim)
+        self.genes = input_genes(self.data, 100)
+        self.genes_file = self.tmp / "genes.txt"
+        self.genes_file.write_text("\n".join(self.genes))
+        self.rounds = args.rounds or (2 if args.quick else 3)
+
+    def row(
+        self,
+        what: str,
+        a: str,
+        b: str,
+        xs: list[float],
+        ys: list[float],
+        target: str,
+        ok: bool | None = None,
+        ratio: float | None = None,
+        unit: str = "s",
+        note: str = "",
+    ) -> None:
+        ma, mb = statistics.median(xs), statistics.median(ys)
+        ratio = ma / mb if ratio is None else ratio
+        if ok is None:
+            op, value = target.split()
+            ok = ratio <= float(value) if op == "<=" else ratio >= float(value)
+        self.rows.append(
+            dict(
+                what=what,
+                a=a,
+                b=b,
+                median_a=ma,
+                median_b=mb,
+                ratio=ratio,
+                target=target,
+                met=ok,
+                unit=unit,
+                n=len(xs),
+                a_all=xs,
+                b_all=ys,
+                note=note,
+            )
+        )
+        print(
+            f"  {what}: A {ma:.3f}{unit}  B {mb:.3f}{unit}  A/B {ratio:.3f}  target {target}  "
+            f"{'MET' if ok else 'NOT MET'} {note}",
+            flush=True,
+        )
+
+    # runner overhead, in this process, interleaved; the cache is off on both sides (pure overhead)
+    def overhead(self) -> None:
+        from mljob.results_store import ResultsFileStore
+
+        print("runner overhead ...", flush=True)
+        os.environ["DATA_CACHE_MB"] = "0"
+        store = ResultsFileStore(self._dir("overhead-jobs"))
+        direct_job(self.data, self.genes, self.tmp / f"warmup-{uuid.uuid4().hex}")  # imports, page cache
+        runner_job(store, self.data, self.genes, job_name("warmup"))
+        a, b = [], []
+        for i in range(self.rounds):
+            order = ("A", "B") if i % 2 == 0 else ("B", "A")
+            for side in order:
+                if side == "A":
+                    a.append(timed(runner_job, store, self.data, self.genes, job_name("ovh")))
+                else:
+                    b.append(timed(direct_job, self.data, self.genes, self.tmp / f"direct-{uuid.uuid4().hex}"))
+        self.row("runner overhead", "job via LocalLauncher", "direct GenePlexus calls", a, b, "<= 1.05")
+        if self.args.profile:
+            self._profile(store)
+
+    def _profile(self, store: Any) -> None:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        runner_job(store, self.data, self.genes, job_name("prof"))
+        prof.disable()
+        stream = io.StringIO()
+        stats = pstats.Stats(prof, stream=stream).sort_stats("cumulative")
+        stats.print_stats(r"mljob/(?!cache)", 25)
+        text = stream.getvalue()
+        self.extra["profile"] = text
+        print(text[text.find("ncalls") - 200 :][:5000])
+
+    def warm(self) -> None:
+        print("warm worker ...", flush=True)
+        jobs = 5
+        firsts, laters, identical = [], [], True
+        cpu_firsts, cpu_laters = [], []
+        digest_off = None
+        for i in range(max(2, self.rounds - 2)):
+            # interleaved with a cache-off worker, whose results must be the same
+            on = run_child("warm", self.data, self.genes_file, self._dir(f"warm-{i}"), str(jobs), DATA_CACHE_MB="2048")
+            firsts.append(on["seconds"][0])
+            laters.extend(on["seconds"][1:])
+            cpu_firsts.append(on["cpu_seconds"][0])
+            cpu_laters.extend(on["cpu_seconds"][1:])
+            identical &= on["identical"]
+            if digest_off is None:
+                off = run_child("warm", self.data, self.genes_file, self._dir(f"cold-{i}"), "2", DATA_CACHE_MB="0")
+                digest_off = (self.tmp / f"cold-{i}" / "digest.json").read_text()
+                self.extra["warm_cache_off_seconds"] = off["seconds"]
+            identical &= (self.tmp / f"warm-{i}" / "digest.json").read_text() == digest_off
+            self.extra["warm_cache"] = on["cache"]
+        self.row(
+            "warm worker",
+            "jobs 2..5 in one worker",
+            "job 1",
+            laters,
+            firsts,
+            "<= 0.75",
+            ok=statistics.median(laters) / statistics.median(firsts) <= 0.75 and identical,
+            note=f"identical results: {identical}",
+        )
+        self.row("warm worker (CPU time)", "jobs 2..5, CPU s", "job 1, CPU s", cpu_laters, cpu_firsts, "<= 0.75")
+
+    def memory(self) -> None:
+        print("memory ...", flush=True)
+        runner_off, runner_on, direct = [], [], []
+        for i in range(max(2, self.rounds - 2)):
+            direct.append(run_child("memory-direct", self.data, self.genes_file, self._dir(f"md-{i}"))["peak_rss_mb"])
+            runner_off.append(
+                run_child("memory-runner", self.data, self.genes_file, self._dir(f"mr-{i}"), DATA_CACHE_MB="0")[
+                    "peak_rss_mb"
+                ]
+            )
+            runner_on.append(
+                run_child("memory-runner", self.data, self.genes_file, self._dir(f"mc-{i}"), DATA_CACHE_MB="2048")[
+                    "peak_rss_mb"
+                ]
+            )
+        self.row(
+            "memory",
+            "peak RSS, job via runner (cache on)",
+            "peak RSS, direct calls",
+            runner_on,
+            direct,
+            "<= 1.10",
+            unit="MB",
+        )
+        self.row(
+            "memory (cache off)",
+            "peak RSS, job via runner (DATA_CACHE_MB=0)",
+            "peak RSS, direct calls",
+            runner_off,
+            direct,
+            "<= 1.10",
+            unit="MB",
+        )
+
+    def cold_start(self) -> None:
+        print("cold start ...", flush=True)
+        a, b = [], []
+        for i in range(self.rounds + 2):
+            for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                code = "import function_app" if side == "A" else "import geneplexus"
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+                (a if side == "A" else b).append(time.perf_counter() - start)
+        self.row("cold start", "python -c 'import function_app'", "python -c 'import geneplexus'", a, b, "<= 0.15")
+
+    def queue(self) -> None:
+        sys.path.insert(0, str(REPO / "tests"))
+        from azurite import running_azurite  # tests/azurite.py
+        from devhost_process import DevHostProcess
+
+        print("queue path and enqueue throughput (Azurite + mljob serve) ...", flush=True)
+        with running_azurite(self._dir("azurite")) as server:
+            self._queue_path(server, DevHostProcess)
+            self._throughput(server, DevHostProcess)
+
+    def _queue_path(self, server: Any, DevHostProcess: Any) -> None:
+        import requests
+
+        from mljob.job import parse_config
+        from mljob.results_store import ResultsFileStore
+
+        app = self._dir("queue-app")
+        shutil.copy(REPO / "function_app.py", app / "function_app.py")
+        (app / "host.json").write_text(json.dumps(QUEUE_HOST_JSON))
+        store = ResultsFileStore(self._dir("queue-jobs"))
+        env = {
+            **os.environ,
+            "DATA_PATH": str(self.data),
+            "JOBS_PATH": str(store.root),
+            "DATA_CACHE_MB": "0",
+            "QUEUECONNECTIONSTRING": server.connection_string,
+            "QUEUE_NAME": f"bench-{uuid.uuid4().hex[:8]}",
+        }
+        env.pop("MLJOB_FUNCTION_KEY", None)
+        host = DevHostProcess(self._dir("queue-host"), env, app)
+        os.environ["DATA_CACHE_MB"] = "0"
+
+        def via_queue() -> None:
+            name = job_name("q")
+            store.create_job(parse_config({"jobname": name}), self.genes)
+            answer = requests.post(f"{host.url}/api/enqueue", json={"jobname": name}, timeout=60)
+            assert answer.status_code == 202, answer.text
+            while not store.read_status(name).is_final:
+                time.sleep(0.02)
+            assert store.read_status(name).status.value == "completed"
+
+        try:
+            via_queue()  # warm-up: the host imports geneplexus on its first job
+            direct_job(self.data, self.genes, self.tmp / f"warmup-{uuid.uuid4().hex}")
+            a, b = [], []
+            for i in range(self.rounds):
+                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                    if side == "A":
+                        a.append(timed(via_queue))
+                    else:
+                        b.append(timed(direct_job, self.data, self.genes, self.tmp / f"qd-{uuid.uuid4().hex}"))
+        finally:
+            host.stop()
+        ratio_minus_poll = (statistics.median(a) - POLL_SECONDS) / statistics.median(b)
+        self.row(
+            "queue path",
+            "enqueue over HTTP -> completed",
+            "the same job run directly",
+            a,
+            b,
+            f"<= 1.10 (+{POLL_SECONDS} s polling)",
+            ok=ratio_minus_poll <= 1.10,
+            note=f"(A - {POLL_SECONDS} s polling)/B = {ratio_minus_poll:.3f}",
+        )
+
+    def _throughput(self, server: Any, DevHostProcess: Any) -> None:
+        import requests
+        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+        from mljob.job import parse_config
+        from mljob.results_store import ResultsFileStore
+
+        store = ResultsFileStore(self._dir("tp-jobs"))
+        queue_name = f"bench-tp-{uuid.uuid4().hex[:8]}"
+        bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
+        for q in (queue_name, bare_queue):
+            QueueClient.from_connection_string(server.connection_string, q).create_queue()
+        env = {
+            **os.environ,
+            "JOBS_PATH": str(store.root),
+            "DATA_PATH": str(self.data),
+            "QUEUECONNECTIONSTRING": server.connection_string,
+            "QUEUE_NAME": queue_name,
+        }
+        env.pop("MLJOB_FUNCTION_KEY", None)
+        host = DevHostProcess(self._dir("tp-host"), env, ENQUEUE_APP)
+        count = 100
+        names_all = []
+
+        def make_jobs() -> list[str]:
+            names = [job_name("tp") for _ in range(count)]
+            for name in names:
+                store.create_job(parse_config({"jobname": name}), self.genes[:20])
+            names_all.extend(names)
+            return names
+
+        def via_http(names: list[str]) -> None:
+            answer = requests.post(f"{host.url}/api/enqueue", json={"jobnames": names}, timeout=120)
+            assert answer.status_code == 202, answer.text
+
+        def bare(names: list[str]) -> None:
+            client = QueueClient.from_connection_string(
+                server.connection_string, bare_queue, message_encode_policy=TextBase64EncodePolicy()
+            )
+            for name in names:
+                client.send_message(json.dumps({"jobname": name}))
+
+        try:
+            via_http(make_jobs())  # warm-up
+            bare(names_all[:count])
+            a, b = [], []
+            for i in range(self.rounds + 1):
+                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                    names = make_jobs()
+                    if side == "A":
+                        a.append(count / timed(via_http, names))
+                    else:
+                        b.append(count / timed(bare, names))
+        finally:
+            host.stop()
+        self.row(
+            "enqueue throughput",
+            "POST /api/enqueue, 100 names",
+            "100 bare send_message",
+            a,
+            b,
+            ">= 0.8",
+            unit=" jobs/s",
+        )
+
+    def scaling(self) -> None:
+        """Job time (runner, one process, cache off and warm) against network size and input size."""
+        from mljob.results_store import ResultsFileStore
+
+        print("scaling ...", flush=True)
+        sizes = [(500, 64), (2000, 128)] if self.args.quick else [(1000, 512), (5000, 512), (19000, 512)]
+        gene_counts = [20, 50] if self.args.quick else [25, 400, 1600]  # plus 100, from the network series
+        store = ResultsFileStore(self._dir("scaling-jobs"))
+        out: dict[str, Any] = {"network": [], "genes": []}
+
+        def measure(data: Path, genes: list[str]) -> dict[str, float]:
+            # imports are done (earlier comparisons); one job with the cache off, then one to fill the
+            # cache and one served from it
+            os.environ["DATA_CACHE_MB"] = "0"
+            off = timed(runner_job, store, data, genes, job_name("s"))
+            os.environ["DATA_CACHE_MB"] = "2048"
+            runner_job(store, data, genes, job_name("fill"))
+            on = timed(runner_job, store, data, genes, job_name("s"))
+            from mljob.cache import CACHE
+
+            CACHE.clear()
+            return {"cold": off, "warm": on}
+
+        for n, dim in sizes:
+            data = dataset(n, dim)
+            result = measure(data, input_genes(data, 100))
+            out["network"].append({"genes": n, "dim": dim, **result})
+            print(f"  network {n} genes x {dim}: {result}", flush=True)
+        for count in gene_counts:
+            if count == 100:
+                continue
+            result = measure(self.data, input_genes(self.data, count))
+            out["genes"].append({"input_genes": count, **result})
+            print(f"  input {count} genes: {result}", flush=True)
+        big = out["network"][-1]
+        out["genes"].append({"input_genes": 100, "cold": big["cold"], "warm": big["warm"]})
+        out["genes"].sort(key=lambda r: r["input_genes"])
+        os.environ["DATA_CACHE_MB"] = "0"
+        self.extra["scaling"] = out
+
+    def _dir(self, name: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cores": os.cpu_count(),
+    }
+    try:
+        cpu = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name"))
+        mem = Path("/proc/meminfo").read_text().split()
+        info["memory_gb"] = round(int(mem[mem.index("MemTotal:") + 1]) / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        info["cpu"] = platform.processor()
+    import numpy
+    import threadpoolctl
+
+    info["numpy"] = numpy.__version__
+    info["blas"] = [
+        {k: pool.get(k) for k in ("internal_api", "version", "threading_layer", "num_threads", "architecture")}
+        for pool in threadpoolctl.threadpool_info()
+    ]
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| comparison | A | B (reference) | median A | median B | A/B | target | met | n |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        unit = r["unit"]
+        lines.append(
+            f"| {r['what']} | {r['a']} | {r['b']} | {r['median_a']:.3f}{unit} | {r['median_b']:.3f}{unit} | "
+            f"**{r['ratio']:.3f}** | {r['target']} | {'yes' if r['met'] else 'NO'}"
+            f"{' — ' + r['note'] if r['note'] else ''} | {r['n']} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(scaling: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    net = scaling["network"]
+    for key, label in (("cold", "DATA_CACHE_MB=0"), ("warm", "warm cache (2nd job on the data)")):
+        left.plot([r["genes"] for r in net], [r[key] for r in net], marker="o", label=label)
+        right.plot(
+            [r["input_genes"] for r in scaling["genes"]], [r[key] for r in scaling["genes"]], marker="o", label=label
+        )
+    left.set(xlabel="network size (genes)", ylabel="job time (s)", title="job time vs network size (100 input genes)")
+    right.set(
+        xlabel="input gene-set size",
+        ylabel="job time (s)",
+        xscale="log",
+        title=f"job time vs input size ({net[-1]['genes']} genes; one job per point)",
+    )
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"plot: {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data, 2 rounds: a smoke test")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds per comparison (default 3, --quick 2)")
+    parser.add_argument("--only", default="", help="comma-separated: overhead,queue,cold,warm,memory,scaling")
+    parser.add_argument("--profile", action="store_true", help="cProfile one runner job (mljob functions)")
+    parser.add_argument("--json", type=Path, help="write every figure as JSON here")
+    parser.add_argument("--plot", type=Path, help="write the scaling plot (PNG) here; needs matplotlib")
+    args = parser.parse_args()
+    bench = Bench(args)
+    info = machine()
+    print("machine: " + json.dumps(info))
+    print(f"data: {bench.data.name}, input: {len(bench.genes)} genes, rounds: {bench.rounds}", flush=True)
+    steps = {
+        "overhead": bench.overhead,
+        "queue": bench.queue,
+        "cold": bench.cold_start,
+        "warm": bench.warm,
+        "memory": bench.memory,
+        "scaling": bench.scaling,
+    }
+    chosen = [s for s in args.only.split(",") if s] or list(steps)
+    started = time.time()
+    try:
+        for name in chosen:
+            steps[name]()
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    print()
+    blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in info["blas"])
+    print(
+        f"machine: {info.get('cpu')}, {info['cores']} cores, {info.get('memory_gb')} GB, Python {info['python']}, "
+        f"numpy {info['numpy']}, BLAS {blas}"
+    )
+    print(f"data: {bench.data.name}; {bench.rounds} rounds; {time.time() - started:.0f} s in all")
+    print(table(bench.rows))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "rows": bench.rows, **bench.extra}, indent=1, default=str))
+    if args.plot and "scaling" in bench.extra:
+        plot(bench.extra["scaling"], args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7])
+    else:
+        sys.exit(main())
