@@ -1,23 +1,27 @@
 """The Azure Functions app (Python v2 model): bindings and HTTP shapes only; all logic lives in mljob.
 
-Importing this module must stay cheap: geneplexus, numpy and pandas are imported only when a job runs.
+Importing this module must stay cheap (cold start): mljob's API and worker, pydantic, and above all
+geneplexus, numpy and pandas are imported inside the functions, when a request or a job comes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from mljob import api, worker
 from mljob.settings import Settings
 
+if TYPE_CHECKING:
+    from mljob.api import Answer
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-MAX_DEQUEUE_COUNT = worker.max_dequeue_count(Path(__file__).with_name("host.json"))
+HOST_JSON = Path(__file__).with_name("host.json")
 
 
-def _answer(answer: api.Answer) -> func.HttpResponse:
+def _answer(answer: Answer) -> func.HttpResponse:
     status, body = answer
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
@@ -25,34 +29,44 @@ def _answer(answer: api.Answer) -> func.HttpResponse:
 @app.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def enqueue(req: func.HttpRequest) -> func.HttpResponse:
     """Queue jobs: {"jobname": "x"}, {"jobid": "x"} or {"jobnames": ["x", "y"]}, optional "rerun": true."""
+    from mljob import api
+
     return _answer(api.enqueue(req.get_body(), Settings.from_env()))
 
 
 @app.route(route="testfn", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 def testfn(req: func.HttpRequest) -> func.HttpResponse:
     """Developers only: run a job now and answer its final status (times out in the cloud after 230 s)."""
+    from mljob import api
+
     return _answer(api.run_now(req.params.get("jobname"), req.get_body(), Settings.from_env()))
 
 
 @app.route(route="jobs/{jobname}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def job_status(req: func.HttpRequest) -> func.HttpResponse:
     """A job's status.json, plus its result files once completed."""
+    from mljob import api
+
     return _answer(api.job_status(req.route_params.get("jobname", ""), Settings.from_env()))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Versions and whether DATA_PATH and JOBS_PATH are reachable."""
+    from mljob import api
+
     return _answer(api.health(Settings.from_env()))
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%QUEUE_NAME%", connection="QUEUECONNECTIONSTRING")
 def process_job(msg: func.QueueMessage) -> None:
     """Run the job a queue message names; errors that a retry may fix are re-raised for the host."""
+    from mljob import worker
+
     worker.process_message(
         msg.get_body(),
         message_id=msg.id,
         dequeue_count=msg.dequeue_count or 1,
-        max_dequeue_count=MAX_DEQUEUE_COUNT,
+        max_dequeue_count=worker.max_dequeue_count(HOST_JSON),
         settings=Settings.from_env(),
     )

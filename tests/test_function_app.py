@@ -19,6 +19,7 @@ import function_app
 from mljob.job import parse_config
 from mljob.lease import RunLease
 from mljob.status import State
+from mljob.worker import max_dequeue_count
 
 REPO = Path(__file__).resolve().parent.parent
 CLOSED_PORT_CONNECTION = (
@@ -95,7 +96,7 @@ def test_queue_binding(functions):
     assert binding["type"] == "queueTrigger" and binding["name"] == "msg"
     assert binding["queueName"] == "%QUEUE_NAME%" and binding["connection"] == "QUEUECONNECTIONSTRING"
     assert (
-        function_app.MAX_DEQUEUE_COUNT
+        max_dequeue_count(function_app.HOST_JSON)
         == json.loads((REPO / "host.json").read_text())["extensions"]["queues"]["maxDequeueCount"]
     )
 
@@ -271,7 +272,7 @@ def test_transient_failures_retry_then_fail_on_the_last_try(functions, env, stor
     (broken / "Data__Human__SixSpeciesN2V__STRING.npy").write_bytes(b"garbage")
     env.setenv("DATA_PATH", str(broken))
     make_job(store, "flaky-job", demo_genes)
-    last = function_app.MAX_DEQUEUE_COUNT
+    last = max_dequeue_count(function_app.HOST_JSON)
     for attempt in range(1, last):
         with pytest.raises(ValueError):
             deliver(functions, "flaky-job", dequeue_count=attempt)
