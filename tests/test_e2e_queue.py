@@ -142,11 +142,11 @@ def test_a_job_failing_every_try_ends_failed_in_poison(setup, demo_genes, data_p
     host = setup.host(DATA_PATH=str(broken))
     setup.job("always-fails", demo_genes)
     assert requests.post(f"{host.url}/api/enqueue", json={"jobname": "always-fails"}, timeout=30).status_code == 202
-    setup.wait_final(["always-fails"], timeout=60)
+    setup.wait_final(["always-fails"], timeout=180)
     status = setup.store.read_status("always-fails")
     assert status.status is State.FAILED and f"failed on each of {MAX_TRIES} tries" in status.message
     assert status.attempt == MAX_TRIES and not setup.store.has_results("always-fails")
-    wait_for(lambda: setup.poison.get_queue_properties().approximate_message_count == 1, 20, "the poison message")
+    wait_for(lambda: setup.poison.get_queue_properties().approximate_message_count == 1, 60, "the poison message")
     [message] = setup.poison.receive_messages()
     assert json.loads(base64.b64decode(message.content)) == {"jobname": "always-fails"}
 
