@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ BUSY_STATES = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED})
 # (and write `running`) before enqueue has written `queued`, and a rollback can always delete them.
 # Should the reveal fail, they appear by themselves after this many seconds.
 HIDDEN_SECONDS = 30
+PARALLEL_CALLS = 8  # queue calls and status writes of one enqueue in flight at once
 # Azure queue names: 3-63 characters, lower-case letters, digits and single inner hyphens.
 _QUEUE_NAME_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -256,29 +258,27 @@ class JobQueue:
         names = self._check_names(jobnames)
         previous = {name: self._check_job(store, name, rerun) for name in names}
 
-        sent: list[tuple[str, Any]] = []
-        try:
-            for name in names:
-                sent.append((name, self._send(encode_message(name), visibility_timeout=HIDDEN_SECONDS)))
-        except (AzureError, OSError) as exc:
-            failed = names[len(sent)]
+        messages, error = _each(lambda name: self._send(encode_message(name), visibility_timeout=HIDDEN_SECONDS), names)
+        sent = [(name, message) for name, message in zip(names, messages, strict=True) if message is not None]
+        if error is not None:
             stuck = self._withdraw(sent)
+            if not isinstance(error, (AzureError, OSError)):
+                raise error
+            failed = next(name for name, message in zip(names, messages, strict=True) if message is None)
             raise self._unavailable(
-                f"enqueue job {failed}", exc, tail=self._nothing_enqueued(stuck, len(names))
+                f"enqueue job {failed}", error, tail=self._nothing_enqueued(stuck, len(names))
             ) from None
 
-        marked: list[str] = []
-        try:
-            for name in names:
-                store.update_status(name, State.QUEUED, "queued for processing")
-                marked.append(name)
-        except BaseException:
+        done, error = _each(lambda name: store.update_status(name, State.QUEUED, "queued for processing"), names)
+        if error is not None:
             self._withdraw(sent)
-            for name in marked:
-                self._restore_status(store, name, previous[name])
-            raise
+            for name, status in zip(names, done, strict=True):
+                if status is not None:
+                    self._restore_status(store, name, previous[name])
+            raise error
 
-        for name, message in sent:
+        def reveal(item: tuple[str, Any]) -> None:
+            name, message = item
             try:
                 self._client.update_message(message.id, message.pop_receipt, visibility_timeout=0)
             except (AzureError, OSError) as exc:
@@ -289,6 +289,8 @@ class JobQueue:
                     _reason(exc),
                     HIDDEN_SECONDS,
                 )
+
+        _each(reveal, sent)
         log.info("enqueued %d job(s) on queue %s: %s", len(names), self._name, ", ".join(names))
         return names
 
@@ -373,6 +375,27 @@ class JobQueue:
             f"(queue {self._name!r} at {self.endpoint}): {_reason(exc)}"
         )
         return QueueUnavailable(f"{message}; {tail}" if tail else message)
+
+
+def _each(work: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None]:
+    """Run `work` on every item, a few at a time (queue round trips and status writes wait on I/O).
+
+    Returns the results in the order of `items` (None where `work` raised) and the first error, if any.
+    """
+    if len(items) <= 1:  # one job: no pool
+        try:
+            return [work(item) for item in items], None
+        except BaseException as exc:  # reported to the caller, which rolls back
+            return [None] * len(items), exc
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_CALLS, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    results: list[Any] = []
+    error: BaseException | None = None
+    for future in futures:
+        exc = future.exception()
+        results.append(None if exc else future.result())
+        error = error or exc
+    return results, error
 
 
 def _reason(exc: BaseException) -> str:
