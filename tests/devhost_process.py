@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +13,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# host.json queue settings for tests: 3 tries, no delay between them, quick polling.
+FAST_HOST_JSON = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "batchSize": 1,
+            "newBatchThreshold": 0,
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:00",
+            "maxPollingInterval": "00:00:00.200",
+            "messageEncoding": "base64",
+        }
+    },
+}
+
+
+def app_copy(folder: Path, host_json: dict | None = None) -> Path:
+    """`folder` made an app folder: the real function_app.py beside the repo's host.json, or `host_json`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "function_app.py", folder / "function_app.py")
+    if host_json is None:
+        shutil.copy(REPO / "host.json", folder / "host.json")
+    else:
+        (folder / "host.json").write_text(json.dumps(host_json))
+    return folder
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:

@@ -15,35 +15,19 @@ from pathlib import Path
 import pytest
 import requests
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-from devhost_process import REPO, DevHostProcess, wait_for
+from devhost_process import FAST_HOST_JSON, DevHostProcess, app_copy, wait_for
 
 from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
 from mljob.status import State
 
-MAX_TRIES = 3
-TEST_HOST_JSON = {
-    "version": "2.0",
-    "extensions": {
-        "queues": {
-            "batchSize": 1,
-            "newBatchThreshold": 0,
-            "maxDequeueCount": MAX_TRIES,
-            "visibilityTimeout": "00:00:00",
-            "maxPollingInterval": "00:00:00.200",
-            "messageEncoding": "base64",
-        }
-    },
-}
+MAX_TRIES = FAST_HOST_JSON["extensions"]["queues"]["maxDequeueCount"]
 
 
 @pytest.fixture(scope="module")
 def app_dir(tmp_path_factory) -> Path:
     """The real function_app.py beside a host.json with test-sized retry delays and polling."""
-    folder = tmp_path_factory.mktemp("app")
-    shutil.copy(REPO / "function_app.py", folder / "function_app.py")
-    (folder / "host.json").write_text(json.dumps(TEST_HOST_JSON))
-    return folder
+    return app_copy(tmp_path_factory.mktemp("app"), FAST_HOST_JSON)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from devhost_process import REPO, DevHostProcess, wait_for
+from devhost_process import FAST_HOST_JSON, REPO, DevHostProcess, app_copy, wait_for
 
 from mljob import api, callback, worker
 from mljob.job import parse_config
@@ -286,25 +286,7 @@ def slow_data(tmp_path_factory) -> Path:
 def test_azurite_down_during_a_run_under_mljob_serve(tmp_path, azurite, slow_data, demo_genes_module):
     store = ResultsFileStore(_mkdir(tmp_path / "jobs"))
     queue_name = f"fault-{uuid.uuid4().hex[:8]}"
-    app = _mkdir(tmp_path / "app")
-    shutil.copy(REPO / "function_app.py", app / "function_app.py")
-    (app / "host.json").write_text(
-        json.dumps(
-            {
-                "version": "2.0",
-                "extensions": {
-                    "queues": {
-                        "batchSize": 1,
-                        "newBatchThreshold": 0,
-                        "maxDequeueCount": 3,
-                        "visibilityTimeout": "00:00:00",
-                        "maxPollingInterval": "00:00:00.200",
-                        "messageEncoding": "base64",
-                    }
-                },
-            }
-        )
-    )
+    app = app_copy(tmp_path / "app", FAST_HOST_JSON)
     env = {
         **{k: v for k, v in os.environ.items() if k != "MLJOB_FUNCTION_KEY"},
         "DATA_PATH": str(slow_data),

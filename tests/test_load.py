@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import threading
 import time
@@ -17,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from devhost_process import REPO, DevHostProcess, wait_for
+from devhost_process import DevHostProcess, app_copy, wait_for
 
 from mljob.job import parse_config
 from mljob.queue import JobQueue
@@ -48,10 +47,7 @@ HOST_JSON = {
 def test_enqueue_under_load(tmp_path, azurite, data_path, demo_genes):
     (tmp_path / "jobs").mkdir()
     store = ResultsFileStore(tmp_path / "jobs")
-    app = tmp_path / "app"
-    app.mkdir()
-    shutil.copy(REPO / "function_app.py", app / "function_app.py")
-    (app / "host.json").write_text(json.dumps(HOST_JSON))
+    app = app_copy(tmp_path / "app", HOST_JSON)
     env = {
         **{k: v for k, v in os.environ.items() if k != "MLJOB_FUNCTION_KEY"},
         "DATA_PATH": str(data_path),

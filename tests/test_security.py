@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 import requests
-from devhost_process import REPO, DevHostProcess
+from devhost_process import DevHostProcess, app_copy
 
 from mljob import api, callback, worker
 from mljob.job import parse_config
@@ -31,10 +30,7 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 @pytest.fixture(scope="module")
 def keyed_host(tmp_path_factory, azurite, data_path):
     tmp = tmp_path_factory.mktemp("keyed")
-    app = tmp / "app"
-    app.mkdir()
-    shutil.copy(REPO / "function_app.py", app / "function_app.py")
-    shutil.copy(REPO / "host.json", app / "host.json")
+    app = app_copy(tmp / "app")
     (tmp / "jobs").mkdir()
     key = secrets.token_urlsafe(24)
     env = {

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 
 import pytest
 import requests
 from conftest import DEMO_GENES
-from devhost_process import REPO, DevHostProcess
+from devhost_process import DevHostProcess, app_copy
 
 from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
@@ -19,10 +18,7 @@ from mljob.results_store import ResultsFileStore
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, azurite, data_path):
     tmp = tmp_path_factory.mktemp("served")
-    app = tmp / "app"
-    app.mkdir()
-    shutil.copy(REPO / "function_app.py", app / "function_app.py")
-    shutil.copy(REPO / "host.json", app / "host.json")
+    app = app_copy(tmp / "app")
     (tmp / "jobs").mkdir()
     store = ResultsFileStore(tmp / "jobs")
     store.create_job(parse_config({"jobname": "ok-job"}), DEMO_GENES)
