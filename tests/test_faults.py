@@ -249,11 +249,22 @@ def test_azurite_stops_between_two_messages_of_one_enqueue(queue_settings, azuri
     names = [make_job(store, f"half-{i}", demo_genes_module) for i in range(3)]
     original = JobQueue._send
     sent = []
+    lock = threading.Lock()
+    first_done = threading.Event()
 
     def send_then_die(self, text, **kw):
-        if sent:
-            azurite.stop()
-        sent.append(text)
+        # enqueue sends from a few threads at once: the first send completes, then Azurite stops
+        with lock:
+            first = not sent
+            sent.append(text)
+        if first:
+            try:
+                return original(self, text, **kw)
+            finally:
+                first_done.set()
+        first_done.wait(30)
+        with lock:
+            azurite.stop()  # a no-op once stopped
         return original(self, text, **kw)
 
     monkeypatch.setattr(JobQueue, "_send", send_then_die)
