@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -165,20 +164,10 @@ def child(mode: str, data_path: str, genes_file: str, work: str, extra: str) -> 
 
         out["cache"] = {"hits": CACHE.stats.hits, "misses": CACHE.stats.misses, "mb": CACHE.used_bytes / 2**20}
         (work_dir / "digest.json").write_text(json.dumps(digests[0]))
+    from mljob.run_geneplexus import peak_rss_mb
+
     out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over from the parent across
-    fork + exec, so a child of a big process reports the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:  # not Linux
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * (1024 if sys.platform == "darwin" else 1))
 
 
 def run_child(mode: str, data: Path, genes_file: Path, work: Path, extra: str = "", **env: str) -> dict:

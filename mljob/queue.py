@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from mljob.results_store import ResultsFileStore
     from mljob.settings import Settings
-    from mljob.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,6 @@ POISON_SUFFIX = "-poison"
 MAX_MESSAGE_BYTES = 4096  # a job message is ~100 bytes; anything much longer is not one
 MAX_JOBS_PER_CALL = 1000
 BUSY_STATES = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED})
-# Messages are sent invisible and revealed once every job is marked queued: no worker can start a job
-# (and write `running`) before enqueue has written `queued`, and a rollback can always delete them.
-# Should the reveal fail, they appear by themselves after this many seconds.
-HIDDEN_SECONDS = 30
 PARALLEL_CALLS = 8  # queue calls and status writes of one enqueue in flight at once
 # Azure queue names: 3-63 characters, lower-case letters, digits and single inner hyphens.
 _QUEUE_NAME_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -250,47 +245,34 @@ class JobQueue:
         """Queue every job or none of them; mark them `queued`; return their names (duplicates dropped).
 
         Raises InvalidInput (a bad name, config or gene list), JobNotFound (no such job folder),
-        JobNotReady (a job is queued, running or completed and `rerun` is false) before anything is sent,
-        and QueueUnavailable when a message cannot be sent (the messages already sent are withdrawn).
+        JobNotReady (a job is queued, running or completed and `rerun` is false) before anything is
+        written, and QueueUnavailable when a message cannot be sent: the messages already sent are
+        withdrawn and every status is put back (a message that cannot be withdrawn is named).
+
+        Every job is marked `queued` before its message is sent, so a worker that receives a message
+        always finds its job queued (and its `running` is never overwritten by enqueue).
         """
         from azure.core.exceptions import AzureError
 
         names = self._check_names(jobnames)
         previous = {name: self._check_job(store, name, rerun) for name in names}
+        marked: list[str] = []
 
-        messages, error = _each(lambda name: self._send(encode_message(name), visibility_timeout=HIDDEN_SECONDS), names)
-        sent = [(name, message) for name, message in zip(names, messages, strict=True) if message is not None]
-        if error is not None:
-            stuck = self._withdraw(sent)
-            if not isinstance(error, (AzureError, OSError)):
-                raise error
-            failed = next(name for name, message in zip(names, messages, strict=True) if message is None)
-            raise self._unavailable(
-                f"enqueue job {failed}", error, tail=self._nothing_enqueued(stuck, len(names))
-            ) from None
-
-        done, error = _each(lambda name: store.update_status(name, State.QUEUED, "queued for processing"), names)
-        if error is not None:
-            self._withdraw(sent)
-            for name, status in zip(names, done, strict=True):
-                if status is not None:
-                    self._restore_status(store, name, previous[name])
-            raise error
-
-        def reveal(item: tuple[str, Any]) -> None:
-            name, message = item
+        def mark_and_send(name: str) -> Any:
+            store.update_status(name, State.QUEUED, "queued for processing")
+            marked.append(name)
             try:
-                self._client.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+                return self._send(encode_message(name))
             except (AzureError, OSError) as exc:
-                log.warning(
-                    "job %s is queued but its message could not be made visible now (%s); "
-                    "it becomes visible by itself within %d s",
-                    name,
-                    _reason(exc),
-                    HIDDEN_SECONDS,
-                )
+                raise self._unavailable(f"enqueue job {name}", exc) from None
 
-        _each(reveal, sent)
+        messages, error = _each(mark_and_send, names)
+        if error is not None:
+            stuck = self._withdraw([(n, m) for n, m in zip(names, messages, strict=True) if m is not None])
+            self._restore_statuses(store, marked, previous)
+            if isinstance(error, QueueUnavailable):
+                raise QueueUnavailable(f"{error}; {self._nothing_enqueued(stuck, len(names))}") from None
+            raise error
         log.info("enqueued %d job(s) on queue %s: %s", len(names), self._name, ", ".join(names))
         return names
 
@@ -312,8 +294,8 @@ class JobQueue:
         return names
 
     @staticmethod
-    def _check_job(store: ResultsFileStore, name: str, rerun: bool) -> JobStatus | None:
-        """Raise unless the job can be queued; returns its current status (None if status.json is unreadable)."""
+    def _check_job(store: ResultsFileStore, name: str, rerun: bool) -> bytes | None:
+        """Raise unless the job can be queued; returns its status.json as it is (see `status_snapshot`)."""
         if not store.exists(name):
             raise JobNotFound(f"job {name} not found; nothing was enqueued")
         store.read_config(name)
@@ -321,20 +303,25 @@ class JobQueue:
         store.read_negatives(name)  # validated when the job has any
         from mljob.results_store import PathEscape
 
+        snapshot = store.status_snapshot(name)  # PathEscape when status.json links out: never written through
         try:
             status = store.read_status(name)
         except PathEscape:
-            raise  # status.json is a link out of the job folder: never written through
+            raise
         except InvalidInput:
-            return None  # a missing or corrupt status.json is started anew by update_status
+            return snapshot  # a missing or corrupt status.json is started anew by update_status
         if status.status in BUSY_STATES and not rerun:
             raise JobNotReady(
                 f"job {name} is {status.status.value}; nothing was enqueued (ask for a re-run to queue it again)"
             )
-        return status
+        return snapshot
 
     def _withdraw(self, sent: list[tuple[str, Any]]) -> list[str]:
-        """Delete the messages sent by this call; returns the jobs whose message could not be deleted."""
+        """Delete the messages sent by this call; returns the jobs whose message could not be deleted.
+
+        A delete fails when the service is down or when a worker has already received the message
+        (receiving changes its pop receipt): either way that job may still run.
+        """
         from azure.core.exceptions import AzureError
 
         stuck = []
@@ -344,37 +331,37 @@ class JobQueue:
             except (AzureError, OSError) as exc:
                 stuck.append(name)
                 log.warning(
-                    "could not withdraw the message of job %s from queue %s (%s); it becomes visible in %d s",
+                    "could not withdraw the message of job %s from queue %s (%s); it may still be delivered",
                     name,
                     self._name,
                     _reason(exc),
-                    HIDDEN_SECONDS,
                 )
         return stuck
 
     @staticmethod
-    def _restore_status(store: ResultsFileStore, name: str, status: JobStatus | None) -> None:
-        try:
-            if status is not None:
-                store.write_status(status)
-        except Exception:  # the original error is the one to report
-            log.exception("could not restore the status of job %s after a failed enqueue", name)
+    def _restore_statuses(store: ResultsFileStore, names: list[str], previous: dict[str, bytes | None]) -> None:
+        """Put back status.json as it was before this enqueue, unless a worker has moved the job on since."""
+        for name in names:
+            try:
+                if store.read_status(name).status is State.QUEUED:
+                    store.restore_status(name, previous[name])
+            except Exception:  # the original error is the one to report
+                log.exception("could not restore the status of job %s after a failed enqueue", name)
 
     @staticmethod
     def _nothing_enqueued(stuck: list[str], total: int) -> str:
         if not stuck:
             return "nothing was enqueued" if total == 1 else f"none of the {total} jobs was enqueued"
         return (
-            f"no job was marked queued, but the message of job(s) {', '.join(stuck)} could not be withdrawn "
-            f"and may still be delivered in {HIDDEN_SECONDS} s"
+            f"no job was left marked queued, but the message of job(s) {', '.join(stuck)} could not be withdrawn "
+            "and may still be delivered"
         )
 
-    def _unavailable(self, action: str, exc: BaseException, tail: str = "") -> QueueUnavailable:
-        message = (
+    def _unavailable(self, action: str, exc: BaseException) -> QueueUnavailable:
+        return QueueUnavailable(
             f"the queue service could not be reached to {action} "
             f"(queue {self._name!r} at {self.endpoint}): {_reason(exc)}"
         )
-        return QueueUnavailable(f"{message}; {tail}" if tail else message)
 
 
 def _each(work: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None]:

@@ -66,8 +66,8 @@ class ResultsFileStore:
 
     def job_path(self, jobname: str) -> Path:
         """The job's folder (which may not exist yet); refuses bad names and symlinks leading out."""
-        path = self.root / validate_jobname(jobname)
-        if path.is_symlink() or (path.exists() and path.resolve().parent != self.root):
+        path = self.root / validate_jobname(jobname)  # a plain name under the resolved root: only a link leads out
+        if path.is_symlink():
             raise PathEscape(f"job folder {jobname} is a link that leads out of the jobs folder; refused")
         return path
 
@@ -75,8 +75,8 @@ class ResultsFileStore:
         """A path inside an existing job folder; refuses symlinks and anything resolving outside it."""
         folder = self._existing(jobname)
         path = folder.joinpath(*parts)
-        resolved = path.resolve()
-        if path.is_symlink() or not resolved.is_relative_to(folder.resolve()):
+        nested = len(path.parts) - len(folder.parts) > 1  # a link in a folder between them could lead out
+        if path.is_symlink() or (nested and not path.resolve().is_relative_to(folder)):
             raise PathEscape(f"{'/'.join(parts)} in job {jobname} leads out of the job folder; refused")
         return path
 
@@ -204,6 +204,23 @@ class ResultsFileStore:
         if status.jobname != jobname:
             raise InvalidInput(f"{STATUS_FILE} of job {jobname} names another job ({status.jobname})")
         return status
+
+    def status_snapshot(self, jobname: str) -> bytes | None:
+        """status.json exactly as it is (None when missing), for `restore_status` to put back."""
+        try:
+            return self._file(jobname, STATUS_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is unreadable") from None
+
+    def restore_status(self, jobname: str, snapshot: bytes | None) -> None:
+        """Put status.json back as `status_snapshot` found it (removed if it was missing)."""
+        path = self._file(jobname, STATUS_FILE)
+        if snapshot is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write(path, snapshot)
 
     def write_status(self, status: JobStatus) -> JobStatus:
         """Write status.json atomically."""

@@ -256,7 +256,7 @@ def _job_info(
         "backend_files": [{"name": name, "bytes": (data_path / name).stat().st_size} for name in required],
         "seconds": seconds,
         "total_seconds": round(time.time() - started, 3),
-        "peak_memory_mb": round(_peak_rss_mb(), 1),
+        "peak_memory_mb": round(peak_rss_mb(), 1),
         "avgps": scores or None,
         "avgps_mean": sum(scores) / len(scores) if scores else None,
         "input_count": len(genes),
@@ -275,9 +275,19 @@ def _job_info(
     }
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB.
+
+    On Linux VmHWM from /proc/self/status, not ru_maxrss: that one is carried over from the parent
+    across fork + exec, so a worker started by a big process would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # not Linux
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # macOS: bytes
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
 
 

@@ -274,7 +274,7 @@ def test_azurite_stops_between_two_messages_of_one_enqueue(queue_settings, azuri
         azurite.start()
     monkeypatch.setattr(JobQueue, "_send", original)
     assert code == 503, answer
-    assert "no job was marked queued" in answer["error"] and "half-0" in answer["error"]
+    assert "no job was left marked queued" in answer["error"] and "half-0" in answer["error"]
     assert {store.read_status(n).status for n in names} == {State.CREATED}
     # Azurite is back (empty): the same request now succeeds, once
     JobQueue.from_settings(settings).ensure()

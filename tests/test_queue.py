@@ -26,7 +26,6 @@ from mljob.job import parse_config
 from mljob.job_manager import JobManager
 from mljob.launcher import LaunchError, QueueLauncher, UrlLauncher
 from mljob.queue import (
-    HIDDEN_SECONDS,
     MAX_MESSAGE_BYTES,
     JobQueue,
     QueueUnavailable,
@@ -332,20 +331,49 @@ def test_a_failed_send_withdraws_the_messages_already_sent(store, demo_genes, qu
     assert states(store, names) == [State.CREATED] * 3
 
 
-def test_messages_stay_hidden_until_every_job_is_marked_queued(store, demo_genes, queue: JobQueue, monkeypatch):
+def test_every_job_is_marked_queued_before_its_message_is_sent(store, demo_genes, queue: JobQueue, monkeypatch):
     names = [make_job(store, n, demo_genes) for n in ("one-11111111", "two-22222222")]
     seen = []
     real_update = store.update_status
 
     def watching_update(name, state, *args, **kwargs):
-        seen.append((name, len(visible_names(queue)), message_count(queue)))
+        seen.append((name, name in visible_names(queue)))
         return real_update(name, state, *args, **kwargs)
 
     monkeypatch.setattr(store, "update_status", watching_update)
     queue.enqueue(store, names)
-    assert sorted(seen) == [(names[0], 0, 2), (names[1], 0, 2)]  # sent, but no worker could have received them
-    assert sorted(visible_names(queue)) == sorted(names)  # visible once enqueue returns
-    assert HIDDEN_SECONDS <= 60
+    assert sorted(seen) == [(names[0], False), (names[1], False)]  # no worker can receive a job before it is queued
+    assert sorted(visible_names(queue)) == sorted(names)
+
+
+def test_a_message_a_worker_already_took_is_named_and_its_run_left_alone(
+    store, demo_genes, queue: JobQueue, monkeypatch
+):
+    """A send fails after a worker received another job's message: that job is named, its status kept."""
+    names = [make_job(store, n, demo_genes) for n in ("one-11111111", "two-22222222", "three-33333333")]
+    real_send = queue.client.send_message
+    taken = threading.Event()
+
+    def send_then_fail(text, **kwargs):
+        if "three-33333333" in text:
+            taken.wait(30)
+            raise ServiceRequestError("connection reset (simulated)")
+        message = real_send(text, **kwargs)
+        if "one-11111111" in text:  # a worker receives it and starts the job
+            received = queue.client.receive_message(visibility_timeout=60)
+            assert received is not None
+            store.update_status(decode_message(received.content), State.RUNNING, "running")
+            taken.set()
+        return message
+
+    monkeypatch.setattr(queue.client, "send_message", send_then_fail)
+    with pytest.raises(QueueUnavailable) as info:
+        queue.enqueue(store, names)
+    text = str(info.value)
+    assert "three-33333333" in text and "could not be withdrawn" in text
+    running = [n for n in names if store.read_status(n).status is State.RUNNING]
+    assert len(running) == 1 and running[0] in text  # the job the worker took: named, its run left alone
+    assert states(store, [n for n in names if n not in running]) == [State.CREATED] * 2
 
 
 def test_a_failed_status_write_withdraws_messages_and_restores_statuses(

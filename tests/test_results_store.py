@@ -347,6 +347,21 @@ def test_update_status_on_a_corrupt_or_missing_status_starts_a_fresh_history(sto
     assert store.read_status("my-job") == status
 
 
+@pytest.mark.parametrize("before", [None, b"{garbage", "valid"])
+def test_restore_status_puts_back_exactly_what_status_snapshot_saw(store, root, before):
+    path = make_job(store) / "status.json"
+    if before is None:
+        path.unlink()
+    elif before != "valid":
+        path.write_bytes(before)
+    snapshot = store.status_snapshot("my-job")
+    assert snapshot == (None if before is None else path.read_bytes())
+    store.update_status("my-job", State.QUEUED, "queued")
+    store.restore_status("my-job", snapshot)
+    assert (path.read_bytes() if path.exists() else None) == snapshot
+    assert dot_entries(path.parent) == []
+
+
 def test_update_status_of_a_missing_job(store, root):
     with pytest.raises(JobNotFound):
         store.update_status("no-such-job", State.RUNNING)
@@ -679,7 +694,9 @@ def test_a_job_folder_linking_outside_is_refused(store, root, linked_job, method
     assert store.list_jobs() == []
 
 
-@pytest.mark.parametrize("method", ["read_status", "update_status", "write_status"])
+@pytest.mark.parametrize(
+    "method", ["read_status", "update_status", "write_status", "status_snapshot", "restore_status"]
+)
 def test_a_status_file_linking_outside_is_refused(store, root, tmp_path, method):
     make_job(store)
     outside = tmp_path / "outside-status.json"
@@ -692,6 +709,8 @@ def test_a_status_file_linking_outside_is_refused(store, root, tmp_path, method)
         "read_status": lambda: store.read_status("my-job"),
         "update_status": lambda: store.update_status("my-job", State.RUNNING, "x"),
         "write_status": lambda: store.write_status(JobStatus.new("my-job")),
+        "status_snapshot": lambda: store.status_snapshot("my-job"),
+        "restore_status": lambda: store.restore_status("my-job", b"{}"),
     }[method]
     with pytest.raises(InvalidInput) as exc:
         call()

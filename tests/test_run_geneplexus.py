@@ -84,6 +84,15 @@ def test_full_job_writes_every_documented_file(store, data_path, demo_genes):
     assert "run 1 started" in log and "geneplexus" in log and "completed" in log
 
 
+def test_peak_memory_is_the_workers_own_not_its_parents():
+    """job_info's peak_memory_mb: a worker started by a big process reports its own peak (not ru_maxrss)."""
+    big = b"\x01" * (400 * 2**20)  # the parent's peak, resident
+    code = "from mljob.run_geneplexus import peak_rss_mb; print(peak_rss_mb())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 1 < float(out) < 200, out
+    del big
+
+
 def test_unknown_genes_fail_with_a_reason_in_words(store, data_path):
     name = make_job(store, "unknown-genes", [f"NOTAGENE{i}" for i in range(20)])
     status = run_geneplexus(name, store, data_path)
