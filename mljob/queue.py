@@ -7,8 +7,10 @@ bare job name. Importing this module is cheap: azure.storage.queue is imported w
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,8 +145,11 @@ class JobQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobQueue:
-        """The queue named by QUEUE_NAME in the account of QUEUECONNECTIONSTRING."""
-        return cls(settings.require_queue_connection_string(), settings.queue_name)
+        """The queue named by QUEUE_NAME in the account of QUEUECONNECTIONSTRING.
+
+        One per process and pair of settings: a warm function instance reuses its open connections.
+        """
+        return _shared_queue(settings.require_queue_connection_string(), settings.queue_name)
 
     @staticmethod
     def _make_client(connection_string: str, queue_name: str, timeout: float, retries: int) -> QueueClient:
@@ -154,16 +159,26 @@ class JobQueue:
             TextBase64DecodePolicy,
             TextBase64EncodePolicy,
         )
+        from requests.utils import get_environ_proxies
 
+        options: dict[str, Any] = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+            "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.25, retry_total=retries),
+            "connection_timeout": timeout,
+            "read_timeout": max(timeout, 10.0),
+        }
         try:
+            client = QueueClient.from_connection_string(connection_string, queue_name, **options)
+            # requests would scan os.environ for proxy and CA-bundle variables on every call (~10 % of a
+            # send): read them once, here, and let the client use what was read.
             return QueueClient.from_connection_string(
                 connection_string,
                 queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),
-                message_decode_policy=TextBase64DecodePolicy(),
-                retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.25, retry_total=retries),  # type: ignore[arg-type]
-                connection_timeout=timeout,
-                read_timeout=max(timeout, 10.0),
+                **options,
+                use_env_settings=False,
+                proxies=get_environ_proxies(client.primary_endpoint) or None,
+                connection_verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
             )
         except (ValueError, TypeError):
             # the SDK's message does not quote the string; neither do we
@@ -362,6 +377,11 @@ class JobQueue:
             f"the queue service could not be reached to {action} "
             f"(queue {self._name!r} at {self.endpoint}): {_reason(exc)}"
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_queue(connection_string: str, queue_name: str) -> JobQueue:
+    return JobQueue(connection_string, queue_name)
 
 
 def _each(work: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None]:

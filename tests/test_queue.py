@@ -188,8 +188,27 @@ def test_from_settings_uses_the_connection_string_and_queue_name(azurite_local: 
     settings = Settings.from_env({"QUEUECONNECTIONSTRING": azurite_local.connection_string, "QUEUE_NAME": "from-env"})
     job_queue = JobQueue.from_settings(settings)
     assert (job_queue.name, job_queue.poison_name) == ("from-env", "from-env-poison")
+    assert JobQueue.from_settings(settings) is job_queue  # one per process: its connections are reused
     with pytest.raises(SettingsError, match="QUEUECONNECTIONSTRING is not set"):
         JobQueue.from_settings(Settings.from_env({}))
+
+
+def test_proxy_variables_are_honoured(azurite_local: AzuriteServer, monkeypatch):
+    """HTTP(S)_PROXY and NO_PROXY are read once, when the queue is made (not on every call), and used."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there once closed
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    through_proxy = JobQueue(azurite_local.connection_string, "via-proxy", timeout=1, retries=0)
+    with pytest.raises(QueueUnavailable):
+        through_proxy.ensure()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = JobQueue(azurite_local.connection_string, "via-proxy", timeout=1, retries=0)
+    direct.ensure()
+    monkeypatch.delenv("NO_PROXY")
+    direct.send("abc-12345678")  # what was read at creation holds
 
 
 def test_defaults_and_bad_settings_are_reported_without_the_key():
