@@ -11,9 +11,11 @@ replaced at run time (GenePlexus is imported, never patched on disk or vendored)
 
 Entries are keyed by (path, size, mtime_ns, how it was read), so a changed file is read again; the
 whole cache is bounded by a memory budget (DATA_CACHE_MB) with least-recently-used eviction by
-estimated size. GenePlexus may change what a loader returns, so a job never gets a cached object
-itself: numpy arrays are handed out as read-only views (a write raises), DataFrames as copies, and
-JSON data as fresh dicts and lists (flat lists are stored as tuples, so copying them is C-speed).
+estimated size. GenePlexus may change what a loader returns, so a job never gets a cached object it
+could change: numpy arrays are handed out as read-only views (a write raises), DataFrames as copies,
+JSON data as fresh dicts and lists (flat lists are stored as tuples, so copying them is C-speed),
+and PreTrainedWeights, which GenePlexus only reads, as one shared map that is read-only all the way
+down (read-only views of dicts, Weights rows of a read-only float matrix): no copy per job.
 
 Thread safety: one lock guards the table, and a key being loaded has an event, so when two threads
 ask for the same file at once it is read once. The patches are reference-counted: they are in place
@@ -33,11 +35,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_GENEPLEXUS = "3.0.1"
+_WEIGHTS_PREFIX = "PreTrainedWeights__"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -227,9 +231,12 @@ def _cached_json(file_loc: str, file_name: str) -> Any:
         loaded.append(original(file_loc, file_name))
         return loaded[0]
 
-    frozen = CACHE.get(path, "json", load, _freeze_json)
+    weights = file_name.startswith(_WEIGHTS_PREFIX)
+    frozen = CACHE.get(path, "weights" if weights else "json", load, _freeze_weights if weights else _freeze_json)
     if frozen is None:
         return original(file_loc, file_name)
+    if type(frozen) is MappingProxyType:  # read-only all the way down: shared, not copied
+        return frozen
     if loaded:  # this call read the file: the job gets what json.load made, the cache keeps its frozen copy
         return loaded[0]  # (they share only immutable str/float/int objects), which saves a copy
     return _thaw_json(frozen)
@@ -326,6 +333,34 @@ def _freeze_json(obj: Any) -> tuple[Any, int]:
         items = [_freeze_json(v) for v in obj]
         return [v for v, _ in items], 56 + 8 * len(obj) + sum(s for _, s in items)
     return obj, _scalar_size(obj)
+
+
+def _freeze_weights(obj: Any) -> tuple[Any, int]:
+    """A PreTrainedWeights map made read-only all the way down, to be shared by every job as it is.
+
+    GenePlexus 3.0.1 only reads it (`_make_sim_dfs`: each term's Weights and Name), then drops it.
+    Every term's Weights becomes a row of one float matrix over a read-only buffer (37 MB for 9,000
+    terms x 512, against ~150 MB as Python floats), every map a read-only view, every list a tuple;
+    the values are the very floats json.load read. A file of any other shape is frozen as plain JSON.
+    """
+    import numpy as np
+
+    try:
+        terms = list(obj.items())
+        matrix = np.array([entry["Weights"] for _, entry in terms])
+        if matrix.dtype != np.float64 or matrix.ndim != 2:
+            raise ValueError("Weights are not lists of floats of one length")
+        rows, size = _freeze_array(matrix)
+        shared = {}
+        for (term, entry), row in zip(terms, rows, strict=True):
+            rest, rest_size = _freeze_json({k: v for k, v in entry.items() if k != "Weights"})
+            if any(type(v) in (dict, list) for v in rest.values()):
+                raise ValueError("a term holds nested data")
+            shared[term] = MappingProxyType({**rest, "Weights": row})
+            size += rest_size + 49 + len(term)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return _freeze_json(obj)
+    return MappingProxyType(shared), size + sys.getsizeof(shared)
 
 
 def _scalar_size(value: Any) -> int:

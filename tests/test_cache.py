@@ -144,6 +144,43 @@ def test_arrays_are_read_only_and_json_maps_are_fresh_copies(data_path):
     assert CACHE.stats.hits == 2 and CACHE.stats.misses == 4
 
 
+def test_pretrained_weights_are_shared_read_only_all_the_way_down(data_path):
+    from geneplexus import util
+
+    args = (str(data_path), "Human", "Combined", "STRING", "SixSpeciesN2V")
+    original = json.loads((data_path / "PreTrainedWeights__Human__Combined__STRING__SixSpeciesN2V.json").read_text())
+    with cache.active(64):
+        first = util.load_pretrained_weights(*args)
+        assert util.load_pretrained_weights(*args) is first  # no copy per job
+        entry = next(iter(first.values()))
+        with pytest.raises(TypeError):
+            first["extra"] = {}
+        with pytest.raises(TypeError):
+            entry["Name"] = "mutated"
+        with pytest.raises(ValueError):
+            entry["Weights"][0] = 1.0
+        with pytest.raises(ValueError):
+            entry["Weights"].setflags(write=True)
+    assert set(first) == set(original)
+    for name, value in original.items():
+        assert first[name]["Weights"].tolist() == value["Weights"]  # the very floats json.load read
+        assert {k: (list(v) if type(v) is tuple else v) for k, v in first[name].items() if k != "Weights"} == {
+            k: v for k, v in value.items() if k != "Weights"
+        }
+
+
+def test_pretrained_weights_of_another_shape_are_copied_like_other_json(tmp_path):
+    from geneplexus import util
+
+    ragged = {"T1": {"Name": "a", "Weights": [0.5, 0.25]}, "T2": {"Name": "b", "Weights": [1.5]}}
+    (tmp_path / "PreTrainedWeights__Human__GO__STRING__SixSpeciesN2V.json").write_text(json.dumps(ragged))
+    with cache.active(16):
+        first = util.load_pretrained_weights(str(tmp_path), "Human", "GO", "STRING", "SixSpeciesN2V")
+        first["T1"]["Weights"].append(9.0)
+        again = util.load_pretrained_weights(str(tmp_path), "Human", "GO", "STRING", "SixSpeciesN2V")
+    assert again == ragged and type(again) is dict
+
+
 def test_a_changed_file_is_read_again(tmp_path):
     from geneplexus import util
 
