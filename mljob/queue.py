@@ -316,13 +316,9 @@ class JobQueue:
         store.read_config(name)
         store.read_genes(name)
         store.read_negatives(name)  # validated when the job has any
-        from mljob.results_store import PathEscape
-
         snapshot = store.status_snapshot(name)  # PathEscape when status.json links out: never written through
         try:
-            status = store.read_status(name)
-        except PathEscape:
-            raise
+            status = store.parse_status(name, snapshot)
         except InvalidInput:
             return snapshot  # a missing or corrupt status.json is started anew by update_status
         if status.status in BUSY_STATES and not rerun:

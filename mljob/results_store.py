@@ -194,25 +194,29 @@ class ResultsFileStore:
 
     def read_status(self, jobname: str) -> JobStatus:
         """The job's status.json; a missing or unreadable one is reported, not guessed."""
-        path = self._file(jobname, STATUS_FILE)
-        try:
-            status = JobStatus.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            raise InvalidInput(f"job {jobname} has no {STATUS_FILE}") from None
-        except (OSError, ValueError):
-            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
-        if status.jobname != jobname:
-            raise InvalidInput(f"{STATUS_FILE} of job {jobname} names another job ({status.jobname})")
-        return status
+        return self.parse_status(jobname, self.status_snapshot(jobname))
 
     def status_snapshot(self, jobname: str) -> bytes | None:
-        """status.json exactly as it is (None when missing), for `restore_status` to put back."""
+        """status.json exactly as it is (None when missing), for `parse_status` and `restore_status`."""
         try:
             return self._file(jobname, STATUS_FILE).read_bytes()
         except FileNotFoundError:
             return None
         except OSError:
-            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is unreadable") from None
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
+
+    @staticmethod
+    def parse_status(jobname: str, snapshot: bytes | None) -> JobStatus:
+        """The status in a `status_snapshot` of the job; InvalidInput when it is missing or corrupt."""
+        if snapshot is None:
+            raise InvalidInput(f"job {jobname} has no {STATUS_FILE}")
+        try:
+            status = JobStatus.model_validate_json(snapshot)
+        except ValueError:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
+        if status.jobname != jobname:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} names another job ({status.jobname})")
+        return status
 
     def restore_status(self, jobname: str, snapshot: bytes | None) -> None:
         """Put status.json back as `status_snapshot` found it (removed if it was missing)."""
