@@ -53,7 +53,7 @@ def dataset(n_genes: int, dim: int) -> Path:
     """Synthetic Human backend data of this size, made once (kept in benchmarks/.data/, git-ignored)."""
     path = DATA_ROOT / f"human-{n_genes}x{dim}"
     if not (path / "README.md").is_file():  # written last by make_backend_data
-        from mljob.synthetic_data import make_backend_data
+        from mljob.tools.synthetic_data import make_backend_data
 
         print(f"making synthetic backend data {path.name} (once) ...", flush=True)
         tmp = path.with_name(path.name + ".tmp")

@@ -2,6 +2,6 @@
 
 import sys
 
-from mljob.cli import main
+from mljob.tools.cli import main
 
 sys.exit(main())

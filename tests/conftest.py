@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default synthetic backend data set (Human + Mouse), made once; tests must not change it."""
-    from mljob.synthetic_data import make_backend_data
+    from mljob.tools.synthetic_data import make_backend_data
 
     path = tmp_path_factory.mktemp("backend-data")
     make_backend_data(path)
@@ -43,7 +43,7 @@ def store(jobs_path: Path):
 @pytest.fixture
 def demo_genes() -> list[str]:
     """The bundled demo gene set (most of one community of the synthetic data, plus unknown symbols)."""
-    return (REPO / "mljob" / "demo_genes.txt").read_text().split()
+    return (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
 
 
 @pytest.fixture(scope="session")

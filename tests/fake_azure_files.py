@@ -1,7 +1,7 @@
 """FakeAzureFilesServer: a mock of the Azure Files REST API, because no emulator exists.
 
 Azurite has no Azure Files service and no other emulator is available, so the tests of
-``mljob.share`` talk to this FAKE instead: a small ``http.server`` on 127.0.0.1 (a free port, in a
+``mljob.tools.share`` talk to this FAKE instead: a small ``http.server`` on 127.0.0.1 (a free port, in a
 thread) that keeps shares, directories and files in memory and answers just the requests that
 ``azure-storage-file-share`` 12.x makes for what mljob does (learnt from the SDK source,
 ``azure/storage/fileshare/_generated/operations/_operations.py``):

@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from devhost_process import DevHostProcess, wait_for
 
-from mljob.devhost import DevHost, HostConfig, compile_route, parse_timespan
+from mljob.tools.devhost import DevHost, HostConfig, compile_route, parse_timespan
 
 REPO = Path(__file__).resolve().parent.parent
 APP_DIR = REPO / "tests" / "devhost_app"
@@ -286,7 +286,7 @@ def test_in_process_devhost_without_a_key(
     monkeypatch.delenv("MLJOB_FUNCTION_KEY", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setitem(sys.modules, "function_app", sys.modules.get("function_app"))  # restored afterwards
-    caplog.set_level("INFO", logger="mljob.devhost")
+    caplog.set_level("INFO", logger="mljob.tools.devhost")
     devhost = DevHost(APP_DIR, port=0)
     devhost.start()
     try:

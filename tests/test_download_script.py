@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mljob.synthetic_data import make_backend_data
+from mljob.tools.synthetic_data import make_backend_data
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "download_data_for_geneplexus.py"

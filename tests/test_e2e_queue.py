@@ -34,7 +34,7 @@ def app_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def slow_data(tmp_path_factory) -> Path:
     """Synthetic data big enough that a job runs for a couple of seconds (room to kill a host mid-job)."""
-    from mljob.synthetic_data import make_backend_data
+    from mljob.tools.synthetic_data import make_backend_data
 
     path = tmp_path_factory.mktemp("slow-data")
     make_backend_data(path, species=["Human"], n_genes=4000, dim=256)

@@ -79,7 +79,7 @@ def reference_results(tmp_path_factory, data_path, demo_genes_module) -> set[str
 
 @pytest.fixture(scope="module")
 def demo_genes_module() -> list[str]:
-    return (REPO / "mljob" / "demo_genes.txt").read_text().split()
+    return (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
 
 
 # --- SIGKILL at each step ----------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_azurite_stops_between_two_messages_of_one_enqueue(queue_settings, azuri
 @pytest.fixture(scope="module")
 def slow_data(tmp_path_factory) -> Path:
     """Synthetic data big enough that a job runs for a few seconds (room to stop Azurite mid-run)."""
-    from mljob.synthetic_data import make_backend_data
+    from mljob.tools.synthetic_data import make_backend_data
 
     path = tmp_path_factory.mktemp("slow-data")
     make_backend_data(path, species=["Human"], n_genes=4000, dim=256)

@@ -84,7 +84,7 @@ def tsv(path: Path) -> list[dict[str, str]]:
 def job(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
     """One completed two-species job (Human-Combined, Mouse-GO) on the demo genes."""
     store = ResultsFileStore(tmp_path_factory.mktemp("report-jobs"))
-    genes = (REPO / "mljob" / "demo_genes.txt").read_text().split()
+    genes = (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
     config = parse_config({"jobname": JOB, "sp_res": ["Human", "Mouse"], "gsc_res": ["Combined", "GO"]})
     store.create_job(config, genes)
     status = run_geneplexus(JOB, store, data_path)

@@ -51,7 +51,7 @@ def natural(text: str) -> list[Any]:
 def job(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
     """A completed demo job with its report written."""
     store = ResultsFileStore(tmp_path_factory.mktemp("browser-jobs"))
-    genes = (REPO / "mljob" / "demo_genes.txt").read_text().split()
+    genes = (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
     store.create_job(parse_config({"jobname": "browser-job"}), genes)
     status = run_geneplexus("browser-job", store, data_path)
     assert status.status is State.COMPLETED, status.message

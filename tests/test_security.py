@@ -75,7 +75,7 @@ def test_function_routes_need_the_key(keyed_host, method, path):
 
 
 def test_the_key_is_compared_in_constant_time(monkeypatch):
-    from mljob import devhost
+    from mljob.tools import devhost
 
     calls = []
     real = devhost.hmac.compare_digest

@@ -1,4 +1,4 @@
-"""mljob.share and `mljob share upload`, against FakeAzureFilesServer (a FAKE: no Azure Files emulator exists)."""
+"""mljob.tools.share and `mljob share upload`, against FakeAzureFilesServer (a FAKE: no Azure Files emulator exists)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fake_azure_files import DEV_KEY, FakeAzureFilesServer  # tests/fake_azure_f
 from mljob.errors import InvalidInput, JobNotFound, SettingsError
 from mljob.job import new_jobname, parse_config
 from mljob.results_store import ResultsFileStore
-from mljob.share import (
+from mljob.tools.share import (
     PARTIAL_SUFFIX,
     ShareUnreachable,
     UploadFailed,

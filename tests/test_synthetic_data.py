@@ -17,9 +17,9 @@ import pytest
 from geneplexus import GenePlexus
 from geneplexus.download import _check_all_files
 
-import mljob.synthetic_data as sd
+import mljob.tools.synthetic_data as sd
 from mljob import backend_data as bd
-from mljob.synthetic_data import make_backend_data
+from mljob.tools.synthetic_data import make_backend_data
 
 DEFAULTS = {
     "net_type": "STRING",
@@ -55,7 +55,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo() -> list[str]:
-    return resources.files("mljob").joinpath("demo_genes.txt").read_text().split()
+    return resources.files("mljob.tools").joinpath("demo_genes.txt").read_text().split()
 
 
 def _json(path: Path) -> dict:
@@ -239,7 +239,7 @@ def test_larger_set_smoke(tmp_path_factory: pytest.TempPathFactory) -> None:
 def test_imports_stay_light() -> None:
     code = (
         "import sys, mljob.backend_data; assert 'numpy' not in sys.modules; "
-        "import mljob.synthetic_data; assert 'geneplexus' not in sys.modules"
+        "import mljob.tools.synthetic_data; assert 'geneplexus' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 

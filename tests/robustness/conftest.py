@@ -22,7 +22,7 @@ from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_GENES = (REPO / "mljob" / "demo_genes.txt").read_text().split()
+DEMO_GENES = (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
 # Connection string of a closed port: a case that wrongly reached the queue would answer 503, not 202.
 CLOSED_PORT_CONNECTION = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

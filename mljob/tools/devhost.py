@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from mljob.errors import MljobError
 from mljob.settings import Settings
 
-log = logging.getLogger("mljob.devhost")
+log = logging.getLogger("mljob.tools.devhost")
 
 BANNER = (
     "DEVELOPMENT server, not the Azure Functions host (no dynamic concurrency, no functionTimeout, "

@@ -279,7 +279,7 @@ def _readme(species: list[str], n_genes: int, dim: int, seed: int) -> str:
 
 Everything in this folder is SYNTHETIC: random genes, networks, embeddings and gene sets in the
 GenePlexus 3 backend file format, made by `mljob make-data`
-(`mljob.synthetic_data.make_backend_data`). It is deterministic: the same parameters give
+(`mljob.tools.synthetic_data.make_backend_data`). It is deterministic: the same parameters give
 byte-identical files. It describes no real organism; use it only to test and demonstrate the job
 runner, never for biological conclusions.
 

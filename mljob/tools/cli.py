@@ -19,10 +19,10 @@ from mljob.errors import InvalidInput, MljobError
 from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
 from mljob.job_manager import JobManager
 from mljob.launcher import LocalLauncher
-from mljob.progress import follow, run_with_progress
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import JobStatus, State, utcnow
+from mljob.tools.progress import follow, run_with_progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_WORKDIR = Path("mljob-demo")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
-    from mljob.synthetic_data import make_backend_data
+    from mljob.tools.synthetic_data import make_backend_data
 
     species = _csv(args.species, SPECIES, "--species")
     summary = make_backend_data(args.dir, species=species, n_genes=args.genes, dim=args.dim, seed=args.seed)
@@ -204,7 +204,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mljob.devhost import serve
+    from mljob.tools.devhost import serve
 
     return serve(host=args.host, port=args.port, app_dir=args.app_dir)
 
@@ -212,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_share_upload(args: argparse.Namespace) -> int:
     import logging
 
-    from mljob.share import ShareError, upload
+    from mljob.tools.share import ShareError, upload
 
     logging.getLogger("azure").setLevel(logging.ERROR)  # the SDK warns with tracebacks about error bodies of HEAD
     connection_string = Settings.from_env(
@@ -241,7 +241,7 @@ def cmd_share_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mljob.synthetic_data import make_backend_data
+    from mljob.tools.synthetic_data import make_backend_data
 
     settings = Settings.from_env(data_path=args.data_path, jobs_path=args.jobs_path)
     data_path = settings.data_path or args.workdir / "data"
@@ -252,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     jobs_path.mkdir(parents=True, exist_ok=True)
     store = ResultsFileStore(jobs_path, max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes)
     manager = JobManager(store, LocalLauncher(store, data_path))
-    genes = resources.files("mljob").joinpath("demo_genes.txt").read_bytes()
+    genes = resources.files("mljob.tools").joinpath("demo_genes.txt").read_bytes()
     jobname = manager.submit(genes, {}, prefix="demo", launch=False)
     print(f"running demo job {jobname} on {len(genes.split())} genes ...", file=sys.stderr)
     status = manager.launch(jobname)
