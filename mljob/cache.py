@@ -170,17 +170,13 @@ def supported() -> bool:
 
 
 @contextmanager
-def active(budget_mb: int | None = None) -> Iterator[bool]:
+def active(budget_mb: int) -> Iterator[bool]:
     """Serve GenePlexus's backend-file reads from the process's cache while the block runs.
 
-    `budget_mb`: the memory budget (default: the DATA_CACHE_MB setting); 0 turns the cache off (the
-    block then runs GenePlexus untouched and anything cached is released). Yields whether it is on.
+    `budget_mb`: the memory budget (the DATA_CACHE_MB setting); 0 turns the cache off (the block then
+    runs GenePlexus untouched and anything cached is released). Yields whether it is on.
     """
     global _active_count
-    if budget_mb is None:
-        from mljob.settings import Settings
-
-        budget_mb = Settings.from_env().data_cache_mb
     if budget_mb <= 0 or not supported():
         if budget_mb <= 0:
             CACHE.clear()

@@ -78,18 +78,14 @@ def post_status(
     *,
     timeout: float = TIMEOUT_SECONDS,
     tries: int = TRIES,
-    allowed: frozenset[str] | None = None,
+    allowed: frozenset[str] = frozenset(),
 ) -> bool:
     """POST {"jobname","status","code"} to `url` if check_url allows it; retry a few times; False on failure.
 
-    `allowed` defaults to CALLBACK_ALLOWED_HOSTS of the environment.
+    `allowed`: the hosts of CALLBACK_ALLOWED_HOSTS (see `allowed_hosts`); empty allows any public host.
     """
     import requests  # imported on first use: keeps function_app's cold start short
 
-    if allowed is None:
-        from mljob.settings import Settings
-
-        allowed = allowed_hosts(Settings.from_env().callback_allowed_hosts)
     refused = check_url(url, allowed)
     if refused:
         log.warning(
@@ -125,14 +121,14 @@ def _shown(url: str) -> str:
     return text + (" (query omitted)" if "?" in url else "")
 
 
-def notify(store: ResultsFileStore, status: JobStatus) -> None:
-    """POST a job's final status to the callback_url of its config, if it has one."""
+def notify(store: ResultsFileStore, status: JobStatus, allowed: frozenset[str] = frozenset()) -> None:
+    """POST a job's final status to the callback_url of its config, if it has one (hosts as in `post_status`)."""
     try:
         url = store.read_config(status.jobname).callback_url
     except InvalidInput:
         return
     if url:
         try:
-            post_status(url, status)
+            post_status(url, status, allowed=allowed)
         except Exception:  # a callback never fails the job
             log.exception("callback for job %s could not be sent; the job itself is unaffected", status.jobname)

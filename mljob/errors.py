@@ -1,18 +1,38 @@
-"""Errors whose message is written for the person who caused them (no traceback needed)."""
+"""Every error mljob raises on purpose: its message is complete and written for the person who caused it.
+
+Entry points map these classes to answers in one table each: the HTTP API (`mljob.api.HTTP_STATUS`) and
+the command line (`mljob.tools.cli.EXIT_CODES`). Anything else is a bug, logged with its traceback.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class MljobError(Exception):
     """Base class: the message is complete and safe to show to a user."""
 
 
+# --- bad input (HTTP 400, CLI exit 2) -------------------------------------------------------------
+
+
 class InvalidInput(MljobError):
     """A job name, config, gene list or argument is not acceptable (CLI exit 2, HTTP 400)."""
 
 
+class PathEscape(InvalidInput):
+    """A job folder or a file in it is a link (or resolves) out of where it must stay; nothing was touched."""
+
+
+class UsageError(InvalidInput):
+    """A command-line argument is wrong."""
+
+
 class SettingsError(MljobError):
     """A setting (environment variable) is missing or wrong."""
+
+
+# --- jobs ------------------------------------------------------------------------------------------
 
 
 class JobNotFound(MljobError):
@@ -23,9 +43,55 @@ class JobExists(MljobError):
     """A job of that name exists already (HTTP 409)."""
 
 
+class JobNotReady(MljobError):
+    """The job exists but is not in a state that allows what was asked (e.g. no results yet; HTTP 409)."""
+
+
+class JobBusy(JobNotReady):
+    """A live run elsewhere holds the job's run lease; it is not started twice."""
+
+
+class JobCompleted(JobNotReady):
+    """The job is completed and the caller asked not to run a completed job again (a redelivered message)."""
+
+
 class JobError(MljobError):
     """A job cannot succeed as asked; retrying will not help (bad config, too few genes, no data)."""
 
 
-class JobNotReady(MljobError):
-    """The job exists but is not in a state that allows what was asked (e.g. no results yet; HTTP 409)."""
+# --- services mljob talks to (HTTP 503, CLI exit 3) ---------------------------------------------------
+
+
+class ServiceUnavailable(MljobError):
+    """A service the call needs could not be reached or refused the call; nothing was changed."""
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The queue service could not be reached or refused the request (HTTP 503); nothing was enqueued."""
+
+
+class LaunchError(ServiceUnavailable):
+    """The enqueue endpoint could not be reached, or failed (HTTP 5xx, 401/403, unexpected answers)."""
+
+
+class ShareError(MljobError):
+    """The Azure Files share could not be filled as asked (CLI exit 1)."""
+
+
+class ShareUnreachable(ShareError, ServiceUnavailable):
+    """The Azure Files endpoint could not be reached, or kept failing (try again later; CLI exit 3)."""
+
+
+class UploadFailed(ShareError):
+    """Some files could not be uploaded; ``.report`` (a ``mljob.tools.share.UploadReport``) lists them."""
+
+    def __init__(self, message: str, report: Any):
+        super().__init__(message)
+        self.report = report
+
+
+# --- the development host ----------------------------------------------------------------------------
+
+
+class DevHostError(MljobError):
+    """`mljob serve` cannot serve the app as it is; the message says what to fix."""

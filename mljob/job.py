@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ from mljob.errors import InvalidInput
 # --- job names -------------------------------------------------------------------------------
 
 NAME_MIN, NAME_MAX, PREFIX_MAX, SUFFIX_LEN = 3, 63, 32, 8
+MAX_JOBS_PER_CALL = 1000  # job names in one enqueue call
 _NAME_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 NAME_RULE = "lower-case a-z, 0-9 and single inner hyphens, 3 to 63 characters (e.g. 'mygenes-8e3jt5kz')"
@@ -41,6 +43,56 @@ def validate_jobname(name: object) -> str:
     if not _NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid job name {shown}; allowed: {NAME_RULE}")
     return name
+
+
+def validate_jobnames(names: Iterable[object]) -> list[str]:
+    """A list of job names, each validated, duplicates dropped in order; at least 1, at most MAX_JOBS_PER_CALL."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise InvalidInput("job names must be given as a list of names, not as one string")
+    valid: list[str] = []
+    for count, name in enumerate(names, start=1):
+        if count > MAX_JOBS_PER_CALL:
+            raise InvalidInput(f"too many job names; the most in one call is {MAX_JOBS_PER_CALL:,}")
+        name = validate_jobname(name)
+        if name not in valid:
+            valid.append(name)
+    if not valid:
+        raise InvalidInput("no job names given: name at least one job")
+    return valid
+
+
+def jobnames_from(data: object, *, what: str, lists: bool = True, also: Collection[str] = ()) -> list[str]:
+    """The job names a JSON object names: "jobname" or "jobid" (one), or "jobnames" (a list) when `lists`.
+
+    `what` names the object in messages ("request body", "queue message"); keys other than these and
+    `also` are refused. InvalidInput says what is wrong (the HTTP API, the job queue's messages and
+    testfn all read names through here).
+    """
+    keys = ("jobname", "jobid", "jobnames") if lists else ("jobname", "jobid")
+    choice = '"jobname", "jobid" or "jobnames"' if lists else '"jobname" or "jobid"'
+    if not isinstance(data, dict):
+        raise InvalidInput(f'{what} must be a JSON object like {{"jobname": "..."}}, got a {json_type(data)}')
+    unknown = sorted(str(key) for key in set(data) - set(keys) - set(also))
+    if unknown:
+        allowed = ", ".join([*keys, *also])
+        raise InvalidInput(f"{what}: unknown field(s) {', '.join(unknown)}; allowed: {allowed}"[:300])
+    given = [key for key in keys if key in data]
+    if len(given) != 1:
+        raise InvalidInput(f"{what}: give exactly one of {choice}")
+    if given[0] != "jobnames":
+        return [validate_jobname(data[given[0]])]
+    names = data["jobnames"]
+    if not isinstance(names, list) or not names:
+        raise InvalidInput('"jobnames" must be a non-empty list of job names')
+    if len(names) > MAX_JOBS_PER_CALL:
+        raise InvalidInput(f'"jobnames" lists {len(names):,} jobs; the most in one call is {MAX_JOBS_PER_CALL:,}')
+    return validate_jobnames(names)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type (for messages): object, list, string, boolean, number, null."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def slugify(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mljob.errors import JobNotFound, JobNotReady
+from mljob.errors import JobNotReady
 from mljob.job import JobConfig, new_jobname, parse_config, parse_genes, validate_jobname
 from mljob.launcher import Launcher
 from mljob.results import TOP_GENES_FILE
@@ -47,14 +47,12 @@ class JobManager:
 
     def launch(self, jobname: str) -> JobStatus | None:
         """Hand an existing job to the launcher."""
-        if not self.store.exists(jobname):
-            raise JobNotFound(f"job {jobname} not found in {self.store.root}")
+        self.store.require_job(jobname)
         return self.launcher.launch(jobname)
 
     def status(self, jobname: str) -> JobStatus:
         """The job's current status."""
-        if not self.store.exists(jobname):
-            raise JobNotFound(f"job {jobname} not found in {self.store.root}")
+        self.store.require_job(jobname)
         return self.store.read_status(jobname)
 
     def config(self, jobname: str) -> JobConfig:

@@ -3,14 +3,16 @@ or by asking a function app's /api/enqueue over HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from mljob.errors import InvalidInput, JobNotFound, JobNotReady, MljobError
+from mljob.errors import InvalidInput, JobNotFound, JobNotReady, LaunchError
 from mljob.results_store import ResultsFileStore
+from mljob.settings import Settings
 from mljob.status import JobStatus
 
 if TYPE_CHECKING:
@@ -30,17 +32,21 @@ class Launcher(Protocol):
 class LocalLauncher:
     """Runs the job right here, in this process, and returns when it has ended."""
 
-    def __init__(self, store: ResultsFileStore, data_path: str | Path):
+    def __init__(self, store: ResultsFileStore, data_path: str | Path, settings: Settings | None = None):
+        """`settings` (default: the documented defaults) give the lease staleness, cache budget and callback hosts."""
         self.store = store
-        self.data_path = Path(data_path)
+        self.settings = dataclasses.replace(settings or Settings(), data_path=Path(data_path))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalLauncher:
+        """A launcher over JOBS_PATH and DATA_PATH, honouring every other setting too."""
+        return cls(ResultsFileStore.from_settings(settings), settings.require_data_path(), settings)
 
     def launch(self, jobname: str) -> JobStatus:
-        """Run the job to its end under its run lease (JobNotReady if a run elsewhere holds it)."""
-        from mljob.lease import RunLease
-        from mljob.run_geneplexus import run_geneplexus
+        """Run the job to its end under its run lease (JobBusy if a run elsewhere holds it); no retries."""
+        from mljob.lifecycle import run_job
 
-        with RunLease(self.store, jobname):
-            return run_geneplexus(jobname, self.store, self.data_path)
+        return run_job(self.store, jobname, self.settings)
 
 
 class QueueLauncher:
@@ -52,11 +58,9 @@ class QueueLauncher:
 
     def launch(self, jobname: str) -> None:
         """Enqueue the job; raises JobNotReady if it is queued, running or completed already."""
-        self.queue.enqueue(self.store, [jobname])
+        from mljob import service
 
-
-class LaunchError(MljobError):
-    """The enqueue endpoint could not be reached, or failed (HTTP 5xx, 401/403, unexpected answers)."""
+        service.enqueue(self.store, self.queue, [jobname])
 
 
 class UrlLauncher:

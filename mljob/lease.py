@@ -15,9 +15,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mljob.errors import JobNotReady
+from mljob.errors import JobBusy
 from mljob.results_store import ResultsFileStore, atomic_write
+
+if TYPE_CHECKING:
+    from mljob.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +37,19 @@ class RunLease:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
+    @classmethod
+    def from_settings(cls, store: ResultsFileStore, jobname: str, settings: Settings) -> RunLease:
+        """The lease of a job, stale after LEASE_STALE_SECONDS."""
+        return cls(store, jobname, stale_after=settings.lease_stale_seconds)
+
     def __enter__(self) -> RunLease:
         if not self.acquire():
-            raise JobNotReady(f"job {self.jobname} is being run elsewhere ({self.holder() or 'unknown holder'})")
+            raise self.busy()
         return self
+
+    def busy(self) -> JobBusy:
+        """The error for a job whose lease a live run holds (naming the holder)."""
+        return JobBusy(f"job {self.jobname} is being run elsewhere ({self.holder() or 'unknown holder'})")
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -76,7 +89,8 @@ class RunLease:
         return (self._read() or {}).get("owner")
 
     def _record(self) -> str:
-        return json.dumps({"owner": self.owner, "pid": os.getpid(), "heartbeat": time.time()})
+        record = {"owner": self.owner, "pid": os.getpid(), "heartbeat": time.time(), "stale_after": self.stale_after}
+        return json.dumps(record)
 
     def _create(self) -> bool:
         try:

@@ -1,9 +1,10 @@
-"""Web-ready result files written next to GenePlexus's TSVs: top genes, top terms and the network graph."""
+"""Web-ready result files written next to GenePlexus's TSVs: top genes, top terms, network graphs, input genes."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,19 @@ MODEL = "All-Genes"
 TOP_GENES_FILE = "top_genes.json"
 TOP_TERMS_FILE = "top_terms.json"
 GRAPH_FILE = "graph.json"
+INPUT_GENES_FILE = "input_genes.json"
 TOP_TERMS = 50
+
+
+@dataclass(frozen=True)
+class WebFiles:
+    """What write_web_files wrote: the contents of top_genes.json, top_terms.json, every graph.json (by result
+    key, e.g. "Human-Combined") and input_genes.json."""
+
+    top_genes: dict[str, Any]
+    top_terms: dict[str, Any]
+    graphs: dict[str, dict[str, Any]]
+    input_genes: dict[str, Any]
 
 
 def _number(value: Any) -> float | None:
@@ -77,20 +90,52 @@ def graph(df_probs: Any, df_edge: Any, num_nodes: int) -> dict[str, Any]:
     return {"nodes": nodes, "links": links}
 
 
-def write_web_files(gp: Any, folder: Path, *, top: int) -> None:
-    """Write top_genes.json, top_terms.json and graph.json (first result) plus a graph.json per result."""
+def input_genes(gp: Any) -> dict[str, Any]:
+    """GenePlexus's load_genes outputs, shaped as the web app's gpz-convert-ids response."""
+    return {
+        "input_count": int(gp.input_count),
+        "convert_ids": [str(gene) for gene in gp.convert_ids],
+        "table_summary": [{key: _plain(value) for key, value in row.items()} for row in gp.table_summary],
+        "df_convert_out": [
+            {column: _plain(value) for column, value in row.items()} for row in gp.df_convert_out.to_dict("records")
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as JSON: numpy scalars as Python numbers, NaN as None, anything else but numbers as text."""
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, int | float) else str(value)
+
+
+def write_web_files(gp: Any, folder: Path, *, top: int) -> WebFiles:
+    """Write top_genes.json, top_terms.json, graph.json (first result), a graph.json per result and
+    input_genes.json into `folder`; return what was written."""
     model = gp.model_info[MODEL]
     genes: dict[str, Any] = {}
+    ranked: dict[str, int] = {}
     terms: dict[str, Any] = {}
-    graphs: dict[str, Any] = {}
+    graphs: dict[str, dict[str, Any]] = {}
     for key, result in model.results.items():
         genes[key] = gene_rows(result.df_probs, top)
+        ranked[key] = len(result.df_probs)
         terms[key] = term_rows(result.df_sim, TOP_TERMS)
         graphs[key] = graph(result.df_probs, result.df_edge, top)
         _write_json(folder / MODEL / key / GRAPH_FILE, graphs[key])
-    _write_json(folder / TOP_GENES_FILE, {"model": MODEL, "results": genes})
-    _write_json(folder / TOP_TERMS_FILE, {"model": MODEL, "results": terms})
+    web = WebFiles(
+        top_genes={"model": MODEL, "results": genes, "ranked": ranked},
+        top_terms={"model": MODEL, "results": terms},
+        graphs=graphs,
+        input_genes=input_genes(gp),
+    )
+    _write_json(folder / TOP_GENES_FILE, web.top_genes)
+    _write_json(folder / TOP_TERMS_FILE, web.top_terms)
     _write_json(folder / GRAPH_FILE, next(iter(graphs.values())))
+    _write_json(folder / INPUT_GENES_FILE, web.input_genes)
+    return web
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -10,11 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mljob.errors import InvalidInput, JobExists, JobNotFound
+from mljob.errors import InvalidInput, JobExists, JobNotFound, PathEscape
 from mljob.job import JobConfig, parse_config, parse_genes, validate_jobname
 from mljob.status import JobStatus, Progress, State
+
+if TYPE_CHECKING:
+    from mljob.settings import Settings
 
 CONFIG_FILE = "job_config.json"
 GENES_FILE = "input_genes.txt"
@@ -44,10 +47,6 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-class PathEscape(InvalidInput):
-    """A job folder or a file in it is a link (or resolves) out of where it must stay; nothing was touched."""
-
-
 class ResultsFileStore:
     """One folder per job under `jobs_path`; every path is checked to stay inside it."""
 
@@ -58,6 +57,11 @@ class ResultsFileStore:
         self.root = root.resolve()
         self.max_genes = max_genes
         self.max_bytes = max_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResultsFileStore:
+        """The store over JOBS_PATH, with the input limits MAX_INPUT_GENES and MAX_INPUT_BYTES."""
+        return cls(settings.require_jobs_path(), max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes)
 
     def __repr__(self) -> str:
         return f"ResultsFileStore({str(self.root)!r})"
@@ -73,17 +77,18 @@ class ResultsFileStore:
 
     def _file(self, jobname: str, *parts: str) -> Path:
         """A path inside an existing job folder; refuses symlinks and anything resolving outside it."""
-        folder = self._existing(jobname)
+        folder = self.require_job(jobname)
         path = folder.joinpath(*parts)
         nested = len(path.parts) - len(folder.parts) > 1  # a link in a folder between them could lead out
         if path.is_symlink() or (nested and not path.resolve().is_relative_to(folder)):
             raise PathEscape(f"{'/'.join(parts)} in job {jobname} leads out of the job folder; refused")
         return path
 
-    def _existing(self, jobname: str) -> Path:
+    def require_job(self, jobname: str) -> Path:
+        """The folder of an existing job; JobNotFound (the one place it is raised for a job) otherwise."""
         path = self.job_path(jobname)
         if not path.is_dir():
-            raise JobNotFound(f"job {jobname} not found in {self.root}")
+            raise JobNotFound(f"job {jobname} not found")
         return path
 
     # --- jobs --------------------------------------------------------------------------------
@@ -139,7 +144,7 @@ class ResultsFileStore:
         """Remove a job folder; `confirm` must repeat the job name."""
         if confirm != jobname:
             raise InvalidInput(f"to delete job {jobname}, pass confirm={jobname!r}")
-        self._remove_dir(self._existing(jobname))
+        self._remove_dir(self.require_job(jobname))
 
     @staticmethod
     def _remove_dir(target: Path) -> None:
@@ -241,7 +246,7 @@ class ResultsFileStore:
         attempt: int | None = None,
     ) -> JobStatus:
         """Move the job to `state` (appending to its history) and write it; returns the new status."""
-        self._existing(jobname)
+        self.require_job(jobname)
         try:
             current = self.read_status(jobname)
         except InvalidInput:
@@ -275,7 +280,7 @@ class ResultsFileStore:
     @contextmanager
     def staging_results(self, jobname: str) -> Iterator[Path]:
         """Yield an empty folder for the results; on success it replaces results/ whole, else it vanishes."""
-        folder = self._existing(jobname)
+        folder = self.require_job(jobname)
         for leftover in folder.glob(f"{_STAGING_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX))
@@ -323,6 +328,17 @@ class ResultsFileStore:
     def read_result_json(self, jobname: str, relpath: str) -> Any:
         """A JSON result file, parsed."""
         return json.loads(self.result_path(jobname, relpath).read_bytes())
+
+    def write_result_file(self, jobname: str, filename: str, data: str | bytes) -> Path:
+        """Replace (atomically) one file directly under an existing results/, e.g. a re-rendered report.html."""
+        if "/" in filename or "\\" in filename or filename in ("", ".", "..") or "\x00" in filename:
+            raise InvalidInput(f"invalid result file name {filename!r}")
+        results = self._file(jobname, RESULTS_DIR)
+        if not results.is_dir():
+            raise JobNotFound(f"job {jobname} has no results yet")
+        path = self._file(jobname, RESULTS_DIR, filename)
+        atomic_write(path, data)
+        return path
 
     # --- manifest ----------------------------------------------------------------------------
 

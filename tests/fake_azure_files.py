@@ -138,7 +138,11 @@ class FakeAzureFilesServer:
         )
 
     def start(self) -> FakeAzureFilesServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-azure-files", daemon=True)
+        # serve_forever checks for shutdown() once per poll_interval (0.5 s by default): poll often so that
+        # stop() returns at once instead of waiting up to half a second per fake.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-azure-files", daemon=True
+        )
         self._thread.start()
         return self
 

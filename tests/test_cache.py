@@ -275,12 +275,10 @@ def test_zero_turns_it_off_and_releases_memory(data_path, demo_genes):
         assert util._load_json_file.__module__ == "geneplexus.util"
 
 
-def test_setting_is_read_from_the_environment(monkeypatch):
-    monkeypatch.setenv("DATA_CACHE_MB", "0")
-    with cache.active() as on:
+def test_budget_comes_from_the_caller():
+    with cache.active(0) as on:
         assert not on
-    monkeypatch.setenv("DATA_CACHE_MB", "8")
-    with cache.active() as on:
+    with cache.active(8) as on:
         assert on and CACHE.budget_bytes == 8 * 1024 * 1024
 
 
@@ -297,17 +295,18 @@ def test_another_geneplexus_version_turns_it_off_with_one_warning(monkeypatch, c
     assert len(warnings) == 1 and "3.1.0" in warnings[0].getMessage()
 
 
-def test_runner_jobs_use_the_cache_and_match_uncached_jobs(store, data_path, demo_genes, monkeypatch):
+def test_runner_jobs_use_the_cache_and_match_uncached_jobs(store, data_path, demo_genes):
     from mljob.job import parse_config
     from mljob.run_geneplexus import run_geneplexus
+    from mljob.settings import Settings
     from mljob.status import State
 
     tables = {}
-    for mb in ("0", "64", "64"):
-        monkeypatch.setenv("DATA_CACHE_MB", mb)
+    for mb in (0, 64, 64):  # DATA_CACHE_MB
         name = f"cache-job-{len(tables)}"
         store.create_job(parse_config({"jobname": name, "sp_res": ["Human", "Mouse"]}), demo_genes, None)
-        assert run_geneplexus(name, store, data_path).status is State.COMPLETED
+        settings = Settings(data_cache_mb=mb)
+        assert run_geneplexus(name, store, data_path, settings=settings).status is State.COMPLETED
         results = store.job_path(name) / "results" / "All-Genes"
         tables[name] = {p.relative_to(results).as_posix(): p.read_text() for p in sorted(results.rglob("*.tsv"))}
     first, *rest = tables.values()

@@ -1,31 +1,87 @@
-"""The `mljob` command, run as a real subprocess: exit codes, output, and nothing written on bad input."""
+"""The `mljob` command: exit codes, output, and nothing written on bad input.
+
+Most tests call `mljob.tools.cli.main(argv)` in this process (it returns the exit code; argparse usage
+errors raise SystemExit(2)), with the environment set by monkeypatch and the output captured by capsys:
+the CLI reads its settings from the environment at call time, and the runner restores GenePlexus's
+module-level state after every job, so many jobs can run in one process. A few tests run real
+subprocesses where the process is the point: the `mljob` console script, the exit codes a shell sees
+(through `python -m mljob`) and `python -m mljob.run_geneplexus`.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mljob import __version__
+from mljob.tools import progress
+from mljob.tools.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
+# The settings the CLI reads from the environment; every call starts without them unless it sets them.
+SETTINGS_VARS = ("DATA_PATH", "JOBS_PATH", "QUEUECONNECTIONSTRING", "QUEUE_NAME")
 
 
-def mljob(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, stdin: str | None = None):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DATA_PATH", "JOBS_PATH")}
+@dataclass
+class Result:
+    """What one `mljob` command did: like subprocess.CompletedProcess, for in-process calls too."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _science_imported() -> None:
+    """Import geneplexus before any test captures output.
+
+    geneplexus's logger gets a StreamHandler bound to the sys.stderr of the moment it is first imported;
+    if that were a test's capsys stream, it would be closed at the end of that test and every later
+    GenePlexus log line would fail with "I/O operation on closed file".
+    """
+    import geneplexus  # noqa: F401
+
+
+@pytest.fixture
+def mljob(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `mljob ARGS...` in this process: mljob(*args, env={...}, stdin="...") -> Result.
+
+    Like a subprocess, each call sees the test's environment without the settings variables, plus `env`.
+    """
+
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+        capsys.readouterr()  # drop anything printed before this command
+        with monkeypatch.context() as m:
+            for name in SETTINGS_VARS:
+                m.delenv(name, raising=False)
+            for name, value in (env or {}).items():
+                m.setenv(name, value)
+            if stdin is not None:
+                m.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+            # the progress bar's default stream is the sys.stderr of import time: point it at capsys's
+            m.setitem(progress.follow.__kwdefaults__, "stream", sys.stderr)
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --version, --help and usage errors
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def subprocess_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     full_env["PYTHONPATH"] = str(REPO)
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "mljob", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        input=stdin,
-        timeout=300,
-    )
+    return full_env
 
 
 def snapshot(*roots: Path) -> dict[str, int]:
@@ -44,7 +100,98 @@ def genes_file(tmp_path, demo_genes) -> Path:
     return path
 
 
-def test_submit_prints_the_name_alone_then_run_status_results(env, genes_file, jobs_path):
+# --- real processes: the console script, the exit codes a shell sees, the runner module ----------
+
+
+def test_console_script_version_submit_and_run(env, genes_file, jobs_path, tmp_path):
+    """The installed `mljob` script itself: --version, and one real submit + run with its progress bar."""
+    script = Path(sys.executable).with_name("mljob")
+    assert script.is_file(), f"{script} is missing: `pip install -e .` installs the console script"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(script), *args], capture_output=True, text=True, env=subprocess_env(env), cwd=tmp_path, timeout=300
+        )
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"mljob {__version__}"
+
+    submit = run("submit", str(genes_file), "--prefix", "My Genes!")
+    assert submit.returncode == 0, submit.stderr
+    name = submit.stdout.strip()
+    assert submit.stdout == name + "\n" and name.startswith("my-genes-") and len(name) == len("my-genes-") + 8
+    assert json.loads((jobs_path / name / "status.json").read_text())["status"] == "created"
+
+    executed = run("run", name)
+    assert executed.returncode == 0, executed.stderr
+    assert f"{name}: completed (200)" in executed.stdout
+    assert f"{name}: done" in executed.stderr and "100%" in executed.stderr  # the progress bar, on stderr
+
+
+def test_exit_codes_as_a_shell_sees_them(mljob, env, genes_file, tmp_path):
+    """0 ok, 1 the job failed, 2 bad input or usage: as `$?` after `python -m mljob ...`."""
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("\n".join(f"NOPE{i}" for i in range(30)))
+    assert mljob("submit", str(genes_file), "--name", "ok-job", env=env).returncode == 0
+    assert mljob("submit", str(unknown), "--name", "failed-job", env=env).returncode == 0
+    assert mljob("run", "failed-job", "--quiet", env=env).returncode == 1
+    script = "\n".join(
+        f'"$PY" -m mljob {args} >/dev/null 2>&1; echo "{label}=$?"'
+        for label, args in (
+            ("ok", "status ok-job"),
+            ("failed", "status failed-job"),
+            ("bad", "status -- ../escape"),
+            ("usage", "frobnicate"),
+        )
+    )
+    shell = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=subprocess_env({**env, "PY": sys.executable}),
+        cwd=REPO,
+        timeout=300,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == ["ok=0", "failed=1", "bad=2", "usage=2"]
+
+
+def test_make_data_and_module_runner(mljob, tmp_path, demo_genes):
+    data = tmp_path / "data"
+    made = mljob("make-data", str(data), "--species", "Human", "--genes", "300", "--dim", "16")
+    assert made.returncode == 0, made.stderr
+    assert "SYNTHETIC" in (data / "README.md").read_text().upper()
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    genes = tmp_path / "g.txt"
+    genes.write_text("\n".join(demo_genes))
+    env = {"DATA_PATH": str(data), "JOBS_PATH": str(jobs)}
+    assert mljob("submit", str(genes), "--name", "module-run", env=env).returncode == 0
+    run = subprocess.run(
+        [sys.executable, "-m", "mljob.run_geneplexus", "module-run", str(jobs), str(data)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "module-run: completed" in run.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "mljob.run_geneplexus", "../x", str(jobs), str(data)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "invalid job name" in bad.stderr
+
+
+# --- in this process -----------------------------------------------------------------------------
+
+
+def test_submit_prints_the_name_alone_then_run_status_results(mljob, env, genes_file, jobs_path):
     submit = mljob("submit", str(genes_file), "--prefix", "My Genes!", env=env)
     assert submit.returncode == 0, submit.stderr
     name = submit.stdout.strip()
@@ -62,7 +209,7 @@ def test_submit_prints_the_name_alone_then_run_status_results(env, genes_file, j
     assert len(results.stdout.strip().splitlines()) == 1 + 1 + 5
 
 
-def test_run_on_unknown_genes_exits_1_and_status_says_why(env, tmp_path, jobs_path):
+def test_run_on_unknown_genes_exits_1_and_status_says_why(mljob, env, tmp_path, jobs_path):
     genes = tmp_path / "unknown.txt"
     genes.write_text("\n".join(f"NOPE{i}" for i in range(30)))
     submit = mljob("submit", str(genes), "--name", "all-unknown", env=env)
@@ -76,7 +223,7 @@ def test_run_on_unknown_genes_exits_1_and_status_says_why(env, tmp_path, jobs_pa
 
 
 @pytest.mark.parametrize("bad", ["../escape", "UPPER", "a/b", "ab", "-lead", "trail-", "has space", "x" * 64, "é-job"])
-def test_bad_job_name_exits_2_and_writes_nothing(env, genes_file, data_path, jobs_path, tmp_path, bad):
+def test_bad_job_name_exits_2_and_writes_nothing(mljob, env, genes_file, data_path, jobs_path, tmp_path, bad):
     before = snapshot(tmp_path, data_path)
     for args in (
         ["submit", str(genes_file), f"--name={bad}"],
@@ -91,7 +238,7 @@ def test_bad_job_name_exits_2_and_writes_nothing(env, genes_file, data_path, job
     assert snapshot(tmp_path, data_path) == before
 
 
-def test_usage_errors_are_one_line_exit_2(env, genes_file):
+def test_usage_errors_are_one_line_exit_2(mljob, env, genes_file):
     for args in (
         ["submit", str(genes_file), "--net-type", "FOO"],
         ["frobnicate"],
@@ -102,7 +249,7 @@ def test_usage_errors_are_one_line_exit_2(env, genes_file):
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
 
 
-def test_bad_inputs_exit_2_without_a_job_folder(env, tmp_path, genes_file, jobs_path):
+def test_bad_inputs_exit_2_without_a_job_folder(mljob, env, tmp_path, genes_file, jobs_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n \n")
     binary = tmp_path / "binary.txt"
@@ -124,14 +271,14 @@ def test_bad_inputs_exit_2_without_a_job_folder(env, tmp_path, genes_file, jobs_
     assert list(jobs_path.iterdir()) == []
 
 
-def test_missing_settings_are_explained(tmp_path, genes_file):
+def test_missing_settings_are_explained(mljob, tmp_path, genes_file):
     result = mljob("submit", str(genes_file))
     assert result.returncode == 2 and "JOBS_PATH is not set" in result.stderr
     result = mljob("run", "some-job", env={"JOBS_PATH": str(tmp_path / "nope"), "DATA_PATH": str(tmp_path)})
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
-def test_submit_with_yaml_config_and_run_flag(env, tmp_path, genes_file, jobs_path):
+def test_submit_with_yaml_config_and_run_flag(mljob, env, tmp_path, genes_file, jobs_path):
     config = tmp_path / "params.yaml"
     config.write_text("net_type: IMP\nsp_res: [Human, Mouse]\nnum_nodes: 10\n")
     result = mljob(
@@ -143,53 +290,25 @@ def test_submit_with_yaml_config_and_run_flag(env, tmp_path, genes_file, jobs_pa
     assert saved["net_type"] == "IMP" and saved["gsc_res"] == ["GO", "GO"] and saved["num_nodes"] == 10
 
 
-def test_genes_from_stdin(env, demo_genes):
+def test_genes_from_stdin(mljob, env, demo_genes, jobs_path):
     result = mljob("submit", "-", "--name", "stdin-job", env=env, stdin=", ".join(demo_genes))
     assert result.returncode == 0 and result.stdout == "stdin-job\n"
+    assert (jobs_path / "stdin-job" / "input_genes.txt").is_file()
 
 
-def test_demo_runs_a_real_job_and_prints_top_genes(tmp_path):
-    result = mljob("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+def test_demo_runs_a_real_job_and_prints_top_genes(mljob, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = mljob("demo", "--workdir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout and "top genes for Human-Combined" in result.stdout
     assert "job folder:" in result.stdout
     folder = Path(result.stdout.split("job folder:")[1].strip().splitlines()[0])
     assert (folder / "results" / "top_genes.json").is_file()
-    again = mljob("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+    again = mljob("demo", "--workdir", str(tmp_path / "demo"))
     assert again.returncode == 0 and "making synthetic demo data" not in again.stderr
 
 
-def test_make_data_and_module_runner(tmp_path, demo_genes):
-    data = tmp_path / "data"
-    made = mljob("make-data", str(data), "--species", "Human", "--genes", "300", "--dim", "16")
-    assert made.returncode == 0, made.stderr
-    assert "SYNTHETIC" in (data / "README.md").read_text().upper()
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    genes = tmp_path / "g.txt"
-    genes.write_text("\n".join(demo_genes))
-    env = {"DATA_PATH": str(data), "JOBS_PATH": str(jobs)}
-    assert mljob("submit", str(genes), "--name", "module-run", env=env).returncode == 0
-    run = subprocess.run(
-        [sys.executable, "-m", "mljob.run_geneplexus", "module-run", str(jobs), str(data)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "module-run: completed" in run.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "mljob.run_geneplexus", "../x", str(jobs), str(data)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    assert bad.returncode == 2 and "invalid job name" in bad.stderr
-
-
-def test_enqueue_command_queues_jobs_all_or_nothing(env, genes_file, jobs_path, azurite):
+def test_enqueue_command_queues_jobs_all_or_nothing(mljob, env, genes_file, jobs_path, azurite):
     env = {**env, "QUEUECONNECTIONSTRING": azurite.connection_string, "QUEUE_NAME": "cli-enqueue-test"}
     assert mljob("submit", str(genes_file), "--name", "cli-queued", env=env).returncode == 0
     result = mljob("enqueue", "cli-queued", env=env)
@@ -203,10 +322,11 @@ def test_enqueue_command_queues_jobs_all_or_nothing(env, genes_file, jobs_path, 
         "--rerun",
         env={**env, "QUEUECONNECTIONSTRING": env["QUEUECONNECTIONSTRING"].replace(str(azurite.queue_port), "9")},
     )
-    assert down.returncode == 2 and "could not be reached" in down.stderr and "AccountKey" not in down.stderr
+    # exit 3: a service it needs could not be reached (not bad input)
+    assert down.returncode == 3 and "could not be reached" in down.stderr and "AccountKey" not in down.stderr
 
 
-def test_run_shows_progress_steps_and_demo_prints_the_report(env, genes_file, jobs_path):
+def test_run_shows_progress_steps_and_demo_prints_the_report(mljob, env, genes_file, jobs_path):
     assert mljob("submit", str(genes_file), "--name", "progress-job", env=env).returncode == 0
     run = mljob("run", "progress-job", env=env)
     assert run.returncode == 0, run.stderr
@@ -219,7 +339,7 @@ def test_run_shows_progress_steps_and_demo_prints_the_report(env, genes_file, jo
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
-def test_list_and_cleanup(env, genes_file, jobs_path):
+def test_list_and_cleanup(mljob, env, genes_file, jobs_path):
     for name in ("old-done", "old-created", "new-job"):
         assert mljob("submit", str(genes_file), "--name", name, env=env).returncode == 0
     assert mljob("run", "old-done", "--quiet", env=env).returncode == 0

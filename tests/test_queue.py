@@ -21,17 +21,20 @@ from azure.core.exceptions import ServiceRequestError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from azurite import ACCOUNT_KEY, AzuriteServer, running_azurite
 
-from mljob.errors import InvalidInput, JobNotFound, JobNotReady, MljobError, SettingsError
+from mljob import messages, service
+from mljob.errors import (
+    InvalidInput,
+    JobNotFound,
+    JobNotReady,
+    LaunchError,
+    MljobError,
+    QueueUnavailable,
+    SettingsError,
+)
 from mljob.job import parse_config
 from mljob.job_manager import JobManager
-from mljob.launcher import LaunchError, QueueLauncher, UrlLauncher
-from mljob.queue import (
-    MAX_MESSAGE_BYTES,
-    JobQueue,
-    QueueUnavailable,
-    decode_message,
-    encode_message,
-)
+from mljob.launcher import QueueLauncher, UrlLauncher
+from mljob.queue import JobQueue
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import State
@@ -65,9 +68,14 @@ def make_job(store: ResultsFileStore, name: str, genes: list[str]) -> str:
     return name
 
 
+def name_in(content: str) -> str:
+    """The job name in a message's content on the wire, decoded as the Functions host would (base64, then ours)."""
+    return messages.decode(messages.from_wire(content))
+
+
 def visible_names(queue: JobQueue) -> list[str]:
-    """The job names of the visible messages, decoded as the Functions host would (base64, then ours)."""
-    return [decode_message(m.content) for m in queue.client.peek_messages(max_messages=32)]
+    """The job names of the visible messages."""
+    return [name_in(m.content) for m in queue.client.peek_messages(max_messages=32)]
 
 
 def message_count(queue: JobQueue) -> int:
@@ -82,10 +90,10 @@ def states(store: ResultsFileStore, names: list[str]) -> list[State]:
 # --- messages ----------------------------------------------------------------------------------
 
 
-def test_encode_message_is_json_with_the_jobname():
-    assert json.loads(encode_message("my-genes-8e3jt5kz")) == {"jobname": "my-genes-8e3jt5kz"}
+def test_encode_is_json_with_the_jobname():
+    assert json.loads(messages.encode("my-genes-8e3jt5kz")) == {"jobname": "my-genes-8e3jt5kz"}
     with pytest.raises(InvalidInput):
-        encode_message("Not A Name")
+        messages.encode("Not A Name")
 
 
 @pytest.mark.parametrize(
@@ -101,13 +109,13 @@ def test_encode_message_is_json_with_the_jobname():
         "\ufeffmy-genes-8e3jt5kz",
     ],
 )
-def test_decode_message_accepts_json_jobid_and_bare_names(body):
-    assert decode_message(body) == "my-genes-8e3jt5kz"
+def test_decode_accepts_json_jobid_and_bare_names(body):
+    assert messages.decode(body) == "my-genes-8e3jt5kz"
 
 
-def test_decode_message_round_trips_encode_message():
-    assert decode_message(encode_message("8e3jt5kz")) == "8e3jt5kz"
-    assert decode_message("12345678") == "12345678"  # a bare name of digits is a name, not a JSON number
+def test_decode_round_trips_encode():
+    assert messages.decode(messages.encode("8e3jt5kz")) == "8e3jt5kz"
+    assert messages.decode("12345678") == "12345678"  # a bare name of digits is a name, not a JSON number
 
 
 @pytest.mark.parametrize(
@@ -121,43 +129,44 @@ def test_decode_message_round_trips_encode_message():
         ('"my-genes-8e3jt5kz"', "neither"),
         ('{"jobname": 5}', "must be a string"),
         ('{"jobname": null}', "must be a string"),
-        ('{"name": "my-genes-8e3jt5kz"}', "'name'"),
-        ('{"jobname": "my-genes-8e3jt5kz", "extra": 1}', "'extra'"),
+        ('{"name": "my-genes-8e3jt5kz"}', "unknown field(s) name"),
+        ('{"jobname": "my-genes-8e3jt5kz", "extra": 1}', "unknown field(s) extra"),
         ('{"jobname": "abc-12345678", "jobid": "abc-12345678"}', "jobid"),
-        ("{}", "no keys"),
+        ("{}", 'give exactly one of "jobname" or "jobid"'),
         ('["my-genes-8e3jt5kz"]', "got a list"),
-        ('{"jobnames": ["my-genes-8e3jt5kz"]}', "'jobnames'"),
+        ('{"jobnames": ["my-genes-8e3jt5kz"]}', "unknown field(s) jobnames"),
         ("{not json", "not valid JSON"),
         ('{"jobname": "Bad_Name"}', "invalid job name"),
         ("a" * 65536, "bytes"),
         (b"a" * (64 * 1024), "bytes"),
     ],
 )
-def test_decode_message_refuses_junk_clearly(body, expected):
+def test_decode_refuses_junk_clearly(body, expected):
     with pytest.raises(InvalidInput, match=re.escape(expected)) as info:
-        decode_message(body)
+        messages.decode(body)
     assert len(str(info.value)) < 400
 
 
-def test_decode_message_refuses_non_text():
+def test_decode_refuses_non_text():
     with pytest.raises(InvalidInput, match="must be text"):
-        decode_message(None)  # type: ignore[arg-type]
-    assert len(encode_message("a" * 63)) < MAX_MESSAGE_BYTES
+        messages.decode(None)  # type: ignore[arg-type]
+    assert len(messages.encode("a" * 63)) < messages.MAX_MESSAGE_BYTES
 
 
 # --- the queue and its wire format -------------------------------------------------------------
 
 
 def test_job_queue_messages_are_base64_on_the_wire(queue: JobQueue, azurite_local: AzuriteServer):
-    message_id = queue.send("my-genes-8e3jt5kz")
-    assert message_id
+    sent = queue.send("my-genes-8e3jt5kz")
+    assert sent.id and sent.pop_receipt
     plain = QueueClient.from_connection_string(azurite_local.connection_string, queue.name)  # no decode policy
     [raw] = plain.peek_messages()
-    assert raw.id == message_id
-    assert raw.content != encode_message("my-genes-8e3jt5kz")
+    assert raw.id == sent.id
+    assert raw.content != messages.encode("my-genes-8e3jt5kz")
     decoded = base64.b64decode(raw.content, validate=True)
     assert json.loads(decoded) == {"jobname": "my-genes-8e3jt5kz"}
-    assert decode_message(decoded) == "my-genes-8e3jt5kz"
+    assert messages.decode(decoded) == "my-genes-8e3jt5kz"
+    assert messages.from_wire(raw.content) == decoded and messages.to_wire("my-genes-8e3jt5kz") == raw.content
 
 
 @pytest.mark.parametrize("text", ['{"jobname": "web-8e3jt5kz"}', "web-8e3jt5kz", '{"jobid": "web-8e3jt5kz"}'])
@@ -237,7 +246,7 @@ def test_importing_the_queue_module_is_light():
 
 def test_enqueue_marks_every_job_queued_and_sends_one_message_each(store, demo_genes, queue: JobQueue):
     names = [make_job(store, n, demo_genes) for n in ("a-11111111", "b-22222222", "c-33333333")]
-    assert queue.enqueue(store, [*names, names[0], names[1]]) == names  # duplicates dropped, in order
+    assert service.enqueue(store, queue, [*names, names[0], names[1]]) == names  # duplicates dropped, in order
     assert sorted(visible_names(queue)) == sorted(names)
     assert message_count(queue) == 3
     for name in names:
@@ -251,14 +260,14 @@ def test_enqueue_marks_every_job_queued_and_sends_one_message_each(store, demo_g
 def test_enqueue_accepts_failed_jobs(store, demo_genes, queue: JobQueue):
     name = make_job(store, "failed-11111111", demo_genes)
     store.update_status(name, State.FAILED, "boom")
-    assert queue.enqueue(store, [name]) == [name]
+    assert service.enqueue(store, queue, [name]) == [name]
     assert states(store, [name]) == [State.QUEUED]
 
 
 def test_unknown_job_in_the_list_sends_nothing(store, demo_genes, queue: JobQueue):
     known = make_job(store, "known-11111111", demo_genes)
     with pytest.raises(JobNotFound, match="missing-22222222"):
-        queue.enqueue(store, [known, "missing-22222222"])
+        service.enqueue(store, queue, [known, "missing-22222222"])
     assert message_count(queue) == 0
     assert states(store, [known]) == [State.CREATED]
     assert len(store.read_status(known).history) == 1
@@ -268,16 +277,16 @@ def test_unknown_job_in_the_list_sends_nothing(store, demo_genes, queue: JobQueu
 def test_bad_name_in_the_list_sends_nothing(store, demo_genes, queue: JobQueue, bad):
     known = make_job(store, "known-11111111", demo_genes)
     with pytest.raises(InvalidInput):
-        queue.enqueue(store, [known, bad])
+        service.enqueue(store, queue, [known, bad])
     assert message_count(queue) == 0
     assert states(store, [known]) == [State.CREATED]
 
 
 def test_empty_list_or_one_string_is_refused(store, queue: JobQueue):
     with pytest.raises(InvalidInput, match="no job names"):
-        queue.enqueue(store, [])
+        service.enqueue(store, queue, [])
     with pytest.raises(InvalidInput, match="list"):
-        queue.enqueue(store, "abc-12345678")  # type: ignore[arg-type]
+        service.enqueue(store, queue, "abc-12345678")  # type: ignore[arg-type]
 
 
 def test_unreadable_config_or_genes_sends_nothing(store, demo_genes, queue: JobQueue):
@@ -288,10 +297,10 @@ def test_unreadable_config_or_genes_sends_nothing(store, demo_genes, queue: JobQ
     (store.job_path(broken_genes) / "input_genes.txt").write_bytes(b"\x00\x01binary")
     for broken in (broken_config, broken_genes):
         with pytest.raises(InvalidInput):
-            queue.enqueue(store, [good, broken])
+            service.enqueue(store, queue, [good, broken])
     (store.job_path(good) / "input_genes.txt").unlink()
     with pytest.raises(InvalidInput, match=r"no input_genes\.txt"):
-        queue.enqueue(store, [good])
+        service.enqueue(store, queue, [good])
     assert message_count(queue) == 0
     assert states(store, [good, broken_config, broken_genes]) == [State.CREATED] * 3
 
@@ -302,11 +311,11 @@ def test_busy_or_completed_job_is_a_conflict_unless_rerun(store, demo_genes, que
     busy = make_job(store, "busy-22222222", demo_genes)
     store.update_status(busy, state, "earlier")
     with pytest.raises(JobNotReady, match=f"busy-22222222 is {state.value}"):
-        queue.enqueue(store, [fresh, busy])
+        service.enqueue(store, queue, [fresh, busy])
     assert message_count(queue) == 0
     assert states(store, [fresh, busy]) == [State.CREATED, state]
 
-    assert queue.enqueue(store, [fresh, busy], rerun=True) == [fresh, busy]
+    assert service.enqueue(store, queue, [fresh, busy], rerun=True) == [fresh, busy]
     assert states(store, [fresh, busy]) == [State.QUEUED, State.QUEUED]
     assert sorted(visible_names(queue)) == sorted([fresh, busy])
 
@@ -317,18 +326,19 @@ def test_queue_down_raises_queue_unavailable_quickly_and_marks_nothing(store, de
     with azurite_local.outage():
         started = time.monotonic()
         with pytest.raises(QueueUnavailable) as info:
-            job_queue.enqueue(store, names)
+            service.enqueue(store, job_queue, names)
         elapsed = time.monotonic() - started
         with pytest.raises(QueueUnavailable):
             job_queue.ensure()
     text = str(info.value)
-    assert elapsed < 6, f"took {elapsed:.1f} s"
+    # the SDK's default retries would take minutes; ours give up within seconds (a bound load alone cannot break)
+    assert elapsed < 30, f"took {elapsed:.1f} s"
     assert "could not be reached" in text and "'outage'" in text and "none of the 2 jobs was enqueued" in text
     assert ACCOUNT_KEY not in text and "AccountKey" not in text and ACCOUNT_KEY[:12] not in repr(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
     assert states(store, names) == [State.CREATED, State.CREATED]
     # back up (restarted empty: in-memory Azurite): the same JobQueue works again
-    assert job_queue.enqueue(store, names) == names
+    assert service.enqueue(store, job_queue, names) == names
 
 
 def test_a_failed_send_withdraws_the_messages_already_sent(store, demo_genes, queue: JobQueue, monkeypatch):
@@ -338,13 +348,13 @@ def test_a_failed_send_withdraws_the_messages_already_sent(store, demo_genes, qu
 
     def flaky_send(*args, **kwargs):
         calls.append(args)
-        if "three-33333333" in args[0]:
+        if name_in(args[0]) == "three-33333333":
             raise ServiceRequestError("connection reset (simulated)")
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(queue.client, "send_message", flaky_send)
     with pytest.raises(QueueUnavailable, match=r"three-33333333.*none of the 3 jobs was enqueued"):
-        queue.enqueue(store, names)
+        service.enqueue(store, queue, names)
     assert len(calls) == 3
     assert message_count(queue) == 0  # the two sent (hidden) messages were deleted
     assert states(store, names) == [State.CREATED] * 3
@@ -360,7 +370,7 @@ def test_every_job_is_marked_queued_before_its_message_is_sent(store, demo_genes
         return real_update(name, state, *args, **kwargs)
 
     monkeypatch.setattr(store, "update_status", watching_update)
-    queue.enqueue(store, names)
+    service.enqueue(store, queue, names)
     assert sorted(seen) == [(names[0], False), (names[1], False)]  # no worker can receive a job before it is queued
     assert sorted(visible_names(queue)) == sorted(names)
 
@@ -374,20 +384,20 @@ def test_a_message_a_worker_already_took_is_named_and_its_run_left_alone(
     taken = threading.Event()
 
     def send_then_fail(text, **kwargs):
-        if "three-33333333" in text:
+        if name_in(text) == "three-33333333":
             taken.wait(30)
             raise ServiceRequestError("connection reset (simulated)")
         message = real_send(text, **kwargs)
-        if "one-11111111" in text:  # a worker receives it and starts the job
+        if name_in(text) == "one-11111111":  # a worker receives it and starts the job
             received = queue.client.receive_message(visibility_timeout=60)
             assert received is not None
-            store.update_status(decode_message(received.content), State.RUNNING, "running")
+            store.update_status(name_in(received.content), State.RUNNING, "running")
             taken.set()
         return message
 
     monkeypatch.setattr(queue.client, "send_message", send_then_fail)
     with pytest.raises(QueueUnavailable) as info:
-        queue.enqueue(store, names)
+        service.enqueue(store, queue, names)
     text = str(info.value)
     assert "three-33333333" in text and "could not be withdrawn" in text
     running = [n for n in names if store.read_status(n).status is State.RUNNING]
@@ -410,7 +420,7 @@ def test_a_failed_status_write_withdraws_messages_and_restores_statuses(
 
     monkeypatch.setattr(store, "update_status", failing_update)
     with pytest.raises(OSError, match="disk full"):
-        queue.enqueue(store, names)
+        service.enqueue(store, queue, names)
     assert message_count(queue) == 0
     assert store.read_status(names[0]) == before
     assert states(store, names) == [State.FAILED, State.CREATED]
@@ -551,8 +561,8 @@ def test_url_launcher_unreachable_or_bad_url_is_a_clear_error():
         url = app.url
     started = time.monotonic()
     with pytest.raises(LaunchError, match=r"could not reach the enqueue endpoint http://127\.0\.0\.1:") as info:
-        UrlLauncher(url + "?code=secret-in-url", timeout=5).launch("abc-12345678")
-    assert time.monotonic() - started < 5
+        UrlLauncher(url + "?code=secret-in-url", timeout=120).launch("abc-12345678")
+    assert time.monotonic() - started < 60  # a refused connection fails at once: it does not wait out the timeout
     assert "secret-in-url" not in str(info.value)
     with pytest.raises(InvalidInput, match="http:// or https://"):
         UrlLauncher("ftp://example.org/api/enqueue")

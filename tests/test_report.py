@@ -1,11 +1,11 @@
-"""report.html from a real job on synthetic data: valid HTML5, self-contained, complete, escaped."""
+"""report.html from a real job on synthetic data: valid HTML5, self-contained, complete, escaped; the web files."""
 
 from __future__ import annotations
 
+import copy
 import csv
-import json
+import dataclasses
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -13,18 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from mljob.errors import JobNotFound, JobNotReady
+from mljob.errors import JobNotFound, JobNotReady, PathEscape
 from mljob.job import parse_config
-from mljob.report import REPORT_FILE, render_report, write_report
+from mljob.network_layout import layout_network
+from mljob.report import REPORT_FILE, ReportData, render_report, write_report
+from mljob.results import INPUT_GENES_FILE, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
 from mljob.results_store import ResultsFileStore
 from mljob.run_geneplexus import run_geneplexus
 from mljob.status import State
 
 REPO = Path(__file__).resolve().parent.parent
 JOB = "report-job"
+PARAMS = {"sp_res": ["Human", "Mouse"], "gsc_res": ["Combined", "GO"]}
 RESULTS = ["Human-Combined", "Mouse-GO"]
 NCBI = re.compile(r"https://www\.ncbi\.nlm\.nih\.gov/gene/\d+")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+EVIL = "<script>alert('x')</script> & \"q\""
+EVIL_ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &#34;q&#34;"
 
 
 class Page(HTMLParser):
@@ -80,28 +85,66 @@ def tsv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+def without_run_facts(page: str) -> str:
+    """The page without what may change after the run: the status lines of the header and the footer's time."""
+    page = re.sub(r"<p class=(meta|message)>.*?</p>\n", "", page)
+    return re.sub(r"Report made [0-9: -]+ UTC", "Report made (time)", page)
+
+
 @pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
-    """One completed two-species job (Human-Combined, Mouse-GO) on the demo genes."""
+def built(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> tuple[ResultsFileStore, str]:
+    """One completed two-species job (Human-Combined, Mouse-GO) on the demo genes, and the report of its run."""
     store = ResultsFileStore(tmp_path_factory.mktemp("report-jobs"))
     genes = (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
-    config = parse_config({"jobname": JOB, "sp_res": ["Human", "Mouse"], "gsc_res": ["Combined", "GO"]})
-    store.create_job(config, genes)
+    store.create_job(parse_config({"jobname": JOB, **PARAMS}), genes)
     status = run_geneplexus(JOB, store, data_path)
     assert status.status is State.COMPLETED, status.message
-    return store.job_path(JOB)
+    return store, store.result_path(JOB, REPORT_FILE).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def report(job: Path) -> str:
-    return write_report(job).read_text(encoding="utf-8")
+def jobs(built: tuple[ResultsFileStore, str]) -> ResultsFileStore:
+    return built[0]
 
 
-def test_write_report_writes_results_report_html_atomically(job: Path, report: str):
-    path = write_report(job)
+@pytest.fixture(scope="module")
+def job(jobs: ResultsFileStore) -> Path:
+    return jobs.job_path(JOB)
+
+
+@pytest.fixture(scope="module")
+def report(jobs: ResultsFileStore) -> str:
+    return write_report(jobs, JOB).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def data(jobs: ResultsFileStore) -> ReportData:
+    return ReportData.from_store(jobs, JOB)
+
+
+def test_write_report_writes_results_report_html_atomically(jobs: ResultsFileStore, job: Path, report: str):
+    path = write_report(jobs, JOB)
     assert path == job / "results" / REPORT_FILE and path.stat().st_size > 10_000
     assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")], "temporary files left"
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_report_is_the_same_at_run_time_and_from_the_store(built: tuple[ResultsFileStore, str], report: str):
+    runtime = built[1]
+    assert "Status:" not in runtime and "Status: <strong>completed</strong>" in report
+    assert without_run_facts(runtime) == without_run_facts(report)
+
+
+def test_from_web_and_from_store_hold_the_same_data(jobs: ResultsFileStore, data: ReportData):
+    web = WebFiles(
+        top_genes=jobs.read_result_json(JOB, TOP_GENES_FILE),
+        top_terms=jobs.read_result_json(JOB, TOP_TERMS_FILE),
+        graphs={key: jobs.read_result_json(JOB, f"All-Genes/{key}/graph.json") for key in RESULTS},
+        input_genes=jobs.read_result_json(JOB, INPUT_GENES_FILE),
+    )
+    assert ReportData.from_web(data.config, data.info, web, data.status) == data
+    assert data.config == jobs.read_config(JOB).model_dump(mode="json") and data.status["status"] == "completed"
+    assert list(data.graphs) == RESULTS and data.info["results"] == RESULTS
 
 
 def test_report_is_valid_html5(report: str):
@@ -132,7 +175,7 @@ def test_report_is_self_contained(report: str):
     assert "@import" not in report and "url(" not in report
 
 
-def test_header_and_parameters(report: str, job: Path):
+def test_header_and_parameters(report: str):
     assert f"<h1>GenePlexus results <span class=jobname>{JOB}</span></h1>" in report
     assert "Status: <strong>completed</strong>" in report
     params = section(report, "parameters")
@@ -156,9 +199,10 @@ def test_header_and_parameters(report: str, job: Path):
     ]
 
 
-def test_conversion_table_shows_found_and_not_found_genes(report: str, job: Path):
+def test_conversion_table_shows_found_and_not_found_genes(report: str, jobs: ResultsFileStore, job: Path):
     genes = (job / "input_genes.txt").read_text().split()
-    rows = tsv(job / "results" / "df_convert_out.tsv")
+    inputs = jobs.read_result_json(JOB, INPUT_GENES_FILE)
+    rows = inputs["df_convert_out"]
     part = section(report, "input-genes")
     assert (
         f"You gave <strong>{len(genes)}</strong> genes: <strong>{len(genes) - 2}</strong> were recognised as "
@@ -173,13 +217,14 @@ def test_conversion_table_shows_found_and_not_found_genes(report: str, job: Path
     table = Page(part)
     assert table.count("tr") == len(rows) + 1
     assert table.count("tr", **{"class": "missing"}) == 2
-    first = rows[0]
-    assert f'<a href="https://www.ncbi.nlm.nih.gov/gene/{first["Entrez ID"]}"' in part
+    assert f'<a href="https://www.ncbi.nlm.nih.gov/gene/{rows[0]["Entrez ID"]}"' in part
     assert "trained with <strong>26</strong> of your genes" in part
+    summary = inputs["table_summary"]
+    assert "; ".join(f"{n['Network']}: {n['PositiveGenes']} of {n['NetworkGenes']} genes" for n in summary) in part
 
 
-def test_cross_validation_scores_and_their_meaning(report: str, job: Path):
-    info = json.loads((job / "job_info.json").read_text())
+def test_cross_validation_scores_and_their_meaning(report: str, jobs: ResultsFileStore):
+    info = jobs.read_job_info(JOB)
     part = section(report, "cross-validation")
     for i, score in enumerate(info["avgps"], start=1):
         assert f"<th scope=row>Fold {i}</th><td class=num>{score:.2f}</td>" in part
@@ -189,19 +234,21 @@ def test_cross_validation_scores_and_their_meaning(report: str, job: Path):
     assert "skipped" not in part
 
 
-def test_each_result_has_its_top_genes_with_ncbi_links(report: str, job: Path):
-    top = json.loads((job / "results" / "top_genes.json").read_text())["results"]
+def test_each_result_has_its_top_genes_with_ncbi_links(report: str, jobs: ResultsFileStore, job: Path):
+    top_genes = jobs.read_result_json(JOB, TOP_GENES_FILE)
+    top = top_genes["results"]
     assert list(top) == RESULTS
     for key in RESULTS:
         part = section(report, f"result-{key}")
+        ranked = len(tsv(job / "results" / "All-Genes" / key / "df_probs.tsv"))
+        assert top_genes["ranked"][key] == ranked
+        assert f"All {ranked} {key.split('-')[0]} genes of the network were ranked" in part
         genes_table = re.search(r'<table class="sortable genes">.*?</table>', part, re.S).group(0)
         assert Page(genes_table).count("tr") == len(top[key]) + 1 == 51
         symbols = re.findall(
             r"<td class=symbol><a href=\"https://www\.ncbi\.nlm\.nih\.gov/gene/(\d+)\"[^>]*>([^<]+)</a>", part
         )
         assert symbols == [(g["entrez"], g["symbol"]) for g in top[key]], key
-        for gene in top[key][:10]:
-            assert f">{gene['symbol']}</a>" in part
         known = sum(g["known"] for g in top[key])
         assert genes_table.count("'badge known'>Known<") == known
         assert genes_table.count("'badge novel'>Novel<") == len(top[key]) - known
@@ -210,10 +257,9 @@ def test_each_result_has_its_top_genes_with_ncbi_links(report: str, job: Path):
     assert "the Mouse orthologs of your genes" in section(report, "result-Mouse-GO")
 
 
-def test_each_result_has_a_network_picture_with_one_circle_per_node(report: str, job: Path):
+def test_each_result_has_a_network_picture_with_one_circle_per_node(report: str, jobs: ResultsFileStore, job: Path):
     for key in RESULTS:
-        folder = job / "results" / "All-Genes" / key
-        graph = json.loads((folder / "graph.json").read_text())
+        graph = jobs.read_result_json(JOB, f"All-Genes/{key}/graph.json")
         part = section(report, f"result-{key}")
         assert part.count("<svg") == 1 and part.count("</svg>") == 1
         svg = Page(re.search(r"<svg.*?</svg>", part, re.S).group(0))
@@ -224,7 +270,7 @@ def test_each_result_has_a_network_picture_with_one_circle_per_node(report: str,
         assert {c["data-entrez"] for c in circles if c["class"] == "node known"} == known
         links = {frozenset((link["source"], link["target"])) for link in graph["links"]}
         assert svg.count("line") == len(links) > 0
-        isolated = (folder / "isolated_genes_sym.txt").read_text().split()
+        isolated = (job / "results" / "All-Genes" / key / "isolated_genes_sym.txt").read_text().split()
         labels = set(svg.text)
         assert {n["symbol"] for n in graph["nodes"]} <= labels and set(isolated) <= labels
         assert "Known (your genes)" in labels and "Novel (candidates)" in labels
@@ -236,8 +282,30 @@ def test_each_result_has_a_network_picture_with_one_circle_per_node(report: str,
                     assert 0 <= float(attrs[name]) <= 900, (name, attrs)
 
 
-def test_each_result_lists_the_20_most_similar_terms(report: str, job: Path):
-    terms = json.loads((job / "results" / "top_terms.json").read_text())["results"]
+def test_network_layout_is_pure_data():
+    nodes = [
+        {"id": str(i), "symbol": f"G{i}", "class": "Known" if i < 2 else "Novel", "probability": 0.9, "rank": i}
+        for i in range(1, 7)
+    ]
+    links = [
+        {"source": "1", "target": "2", "weight": 1.0},
+        {"source": "2", "target": "3", "weight": 0.25},
+        {"source": "1", "target": "1", "weight": 1.0},  # self-link: left out
+        {"source": "1", "target": "99", "weight": 1.0},  # not a node: left out
+    ]
+    layout = layout_network({"nodes": nodes, "links": links})
+    assert layout == layout_network({"nodes": nodes, "links": links}), "the same picture every time"
+    assert [n.id for n in layout.nodes] == [str(i) for i in range(1, 7)]
+    assert [n.id for n in layout.isolated] == ["4", "5", "6"]
+    assert [(e.source.id, e.target.id, e.weight) for e in layout.edges] == [("2", "3", 0.25), ("1", "2", 1.0)]
+    assert layout.edges[0].width < layout.edges[1].width and layout.edges[0].opacity < layout.edges[1].opacity
+    assert layout.width == 900 and all(0 < n.x < 900 and 0 < n.y < layout.height for n in layout.nodes)
+    assert min(n.y for n in layout.isolated) > max(n.y for n in layout.nodes if n not in layout.isolated)
+    assert layout.nodes[0].known and not layout.nodes[2].known
+
+
+def test_each_result_lists_the_20_most_similar_terms(report: str, jobs: ResultsFileStore):
+    terms = jobs.read_result_json(JOB, TOP_TERMS_FILE)["results"]
     for key in RESULTS:
         part = section(report, f"result-{key}")
         table = re.search(r'<table class="sortable terms">.*?</table>', part, re.S).group(0)
@@ -249,75 +317,114 @@ def test_each_result_lists_the_20_most_similar_terms(report: str, job: Path):
             assert f"<button type=button>{header}</button>" in table
 
 
-def test_skipped_cross_validation_is_said_in_words(job: Path):
-    config = json.loads((job / "job_config.json").read_text())
-    info = json.loads((job / "job_info.json").read_text())
-    results = job / "results"
-    off = render_report({**config, "cross_validate": False}, {**info, "avgps": [None] * 3}, results)
-    part = section(off, "cross-validation")
+def test_skipped_cross_validation_is_said_in_words(data: ReportData):
+    off = dataclasses.replace(data, config={**data.config, "cross_validate": False}, info={**data.info, "avgps": None})
+    part = section(render_report(off), "cross-validation")
     assert "Cross-validation was skipped</strong>: it was turned off" in part and "<table" not in part
-    few = render_report(config, {**info, "avgps": None, "avgps_mean": None}, results)
-    part = section(few, "cross-validation")
+    few = dataclasses.replace(data, info={**data.info, "avgps": None, "avgps_mean": None})
+    part = section(render_report(few), "cross-validation")
     assert "Cross-validation was skipped" in part and "fewer than 15 of your genes" in part
 
 
-def test_renders_from_a_staging_folder_without_job_info(job: Path, tmp_path: Path):
-    staging = tmp_path / ".staging-x"
-    shutil.copytree(job / "results", staging)
-    (staging / REPORT_FILE).unlink(missing_ok=True)
-    config = json.loads((job / "job_config.json").read_text())
-    page = render_report(config, None, staging)
-    info = json.loads((job / "job_info.json").read_text())
-    assert f"Mean score <strong>{info['avgps_mean']:.2f}</strong>" in page  # from model_level_config.json
+def test_renders_without_job_info_status_or_the_files_of_older_jobs(data: ReportData):
+    top_genes = {k: v for k, v in data.top_genes.items() if k != "ranked"}  # made before "ranked" existed
+    page = render_report(dataclasses.replace(data, info=None, status=None, input_genes=None, top_genes=top_genes))
+    assert "Cross-validation scores are not available" in section(page, "cross-validation")
+    assert "conversion table (input_genes.json) is not available" in section(page, "input-genes")
+    assert "All Human genes of the network were ranked" in section(page, "result-Human-Combined")
     assert all(f'id="result-{key}"' in page for key in RESULTS)
-    assert "Status:" not in page and not Page(page).errors
+    assert "Status:" not in page and "clusters, each with its own model" not in page and not Page(page).errors
 
 
 def test_user_supplied_text_is_escaped(store: ResultsFileStore, data_path: Path, demo_genes: list[str]):
     store.create_job(parse_config({"jobname": "escape-job"}), [*demo_genes, "<b>x</b>", "a&b\"'"])
     assert run_geneplexus("escape-job", store, data_path).status is State.COMPLETED
-    page = write_report(store.job_path("escape-job")).read_text(encoding="utf-8")
+    page = write_report(store, "escape-job").read_text(encoding="utf-8")
     assert "<b>x</b>" not in page.lower() and "&lt;b&gt;x&lt;/b&gt;" in page.lower()
-    assert "<code>A&amp;B&quot;&#x27;</code>" in page  # GenePlexus upper-cases the IDs it cannot map
+    assert "<code>A&amp;B&#34;&#39;</code>" in page  # GenePlexus upper-cases the IDs it cannot map
     parsed = Page(page)
     assert not parsed.count("b") and not parsed.errors
     assert "<B>X</B>" in " ".join(parsed.text).upper()  # shown as text
 
 
-def test_term_names_and_symbols_from_results_are_escaped(job: Path, tmp_path: Path):
-    results = tmp_path / "results"
-    shutil.copytree(job / "results", results)
-    folder = results / "All-Genes" / "Human-Combined"
-    for name, column, value in [
-        ("df_sim.tsv", "Name", "<script>alert(1)</script>"),
-        ("df_probs.tsv", "Symbol", "<img src=x onerror=alert(1)>"),
-    ]:
-        rows = tsv(folder / name)
-        rows[0][column] = value
-        with (folder / name).open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
-            writer.writeheader()
-            writer.writerows(rows)
-    config = json.loads((job / "job_config.json").read_text())
-    page = render_report(config, None, results)
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+def test_term_names_symbols_and_status_messages_are_escaped(data: ReportData):
+    key = "Human-Combined"
+    genes, terms, graphs = copy.deepcopy(data.top_genes), copy.deepcopy(data.top_terms), copy.deepcopy(data.graphs)
+    genes["results"][key][0].update(symbol=EVIL, name=EVIL)
+    terms["results"][key][0]["name"] = EVIL
+    graphs[key]["nodes"][0]["symbol"] = EVIL
+    page = render_report(
+        dataclasses.replace(
+            data, top_genes=genes, top_terms=terms, graphs=graphs, status={**data.status, "message": EVIL}
+        )
+    )
+    assert "<script>alert" not in page
+    assert f"<p class=message>{EVIL_ESCAPED}</p>" in page
+    part = section(page, f"result-{key}")
+    assert f">{EVIL_ESCAPED}</a></td><td>{EVIL_ESCAPED}</td>" in part  # symbol and name in the genes table
+    assert f"</code></td><td>{EVIL_ESCAPED}</td>" in part  # term name
+    assert re.search(rf"<text [^>]*>{re.escape(EVIL_ESCAPED)}</text>", part)  # the network's label
     parsed = Page(page)
-    assert parsed.count("script") == 1 and not parsed.count("img") and not parsed.errors
+    assert parsed.count("script") == 1 and not parsed.errors
+    assert EVIL in parsed.text  # shown as text
 
 
-def test_write_report_needs_a_job_folder_with_results(store: ResultsFileStore, demo_genes: list[str], tmp_path: Path):
+def test_write_report_needs_a_job_with_results(store: ResultsFileStore, demo_genes: list[str]):
     with pytest.raises(JobNotFound):
-        write_report(tmp_path / "nowhere")
+        write_report(store, "nowhere")
     store.create_job(parse_config({"jobname": "not-run"}), demo_genes)
-    with pytest.raises(JobNotReady, match="no results yet"):
-        write_report(store.job_path("not-run"))
+    with pytest.raises(JobNotReady, match="job not-run has no results yet; a report needs a completed job"):
+        write_report(store, "not-run")
+
+
+def test_write_report_refuses_a_report_that_links_out_of_the_job(jobs: ResultsFileStore, job: Path, tmp_path: Path):
+    outside = tmp_path / "outside.html"
+    outside.write_text("not yours")
+    path = job / "results" / REPORT_FILE
+    saved = path.read_bytes()
+    path.unlink()
+    path.symlink_to(outside)
+    try:
+        with pytest.raises(PathEscape):
+            write_report(jobs, JOB)
+        assert outside.read_text() == "not yours" and path.is_symlink()
+    finally:
+        path.unlink()
+        path.write_bytes(saved)
+
+
+def test_web_files_hold_geneplexus_own_values(jobs: ResultsFileStore, data_path: Path, demo_genes: list[str]):
+    """top_genes.json's "ranked" and input_genes.json are GenePlexus's numbers for the same genes, unchanged."""
+    from geneplexus import GenePlexus
+
+    gp = GenePlexus(
+        file_loc=str(data_path),
+        net_type="STRING",
+        features="SixSpeciesN2V",
+        sp_trn="Human",
+        gsc_trn="Combined",
+        sp_res=PARAMS["sp_res"],
+        gsc_res=PARAMS["gsc_res"],
+        log_level="WARNING",
+    )
+    gp.load_genes(list(demo_genes))
+    gp.fit(cross_validate=False)
+    gp.predict()
+    ranked = {key: len(result.df_probs) for key, result in gp.model_info["All-Genes"].results.items()}
+    assert jobs.read_result_json(JOB, TOP_GENES_FILE)["ranked"] == ranked
+    inputs = jobs.read_result_json(JOB, INPUT_GENES_FILE)
+    assert inputs["input_count"] == gp.input_count and isinstance(inputs["input_count"], int)
+    assert inputs["convert_ids"] == list(gp.convert_ids)
+    assert inputs["table_summary"] == gp.table_summary
+    assert inputs["df_convert_out"] == gp.df_convert_out.to_dict("records")
+    assert list(inputs["df_convert_out"][0]) == list(gp.df_convert_out.columns)
+    assert all(isinstance(v, str) for row in inputs["df_convert_out"] for v in row.values())
 
 
 def test_importing_the_module_stays_light():
     code = (
         "import sys, mljob.report\n"
-        "heavy = sorted({'pandas', 'numpy', 'networkx', 'geneplexus', 'sklearn'} & set(sys.modules))\n"
+        "heavy = sorted({'pandas', 'numpy', 'networkx', 'geneplexus', 'sklearn', 'jinja2'} & set(sys.modules))\n"
         "print(heavy)\n"
         "sys.exit(1 if heavy else 0)\n"
     )
@@ -330,7 +437,7 @@ def test_clustered_job_points_to_the_cluster_models(store: ResultsFileStore, dat
     params = {"clust_method": "louvain", "clust_min_size": 5, "min_num_pos": 5, "min_num_pos_cv": 5}
     store.create_job(parse_config({"jobname": "clustered", **params}), genes)
     assert run_geneplexus("clustered", store, data_path).status is State.COMPLETED
-    page = write_report(store.job_path("clustered")).read_text(encoding="utf-8")
+    page = write_report(store, "clustered").read_text(encoding="utf-8")
     clusters = sorted(p.name for p in (store.job_path("clustered") / "results").glob("Cluster-*"))
     assert clusters and f"split into {len(clusters)} clusters" in page and ", ".join(clusters) in page
     assert "<th scope=row>Clustering</th><td><code>louvain</code></td>" in page

@@ -55,8 +55,7 @@ def job(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
     store.create_job(parse_config({"jobname": "browser-job"}), genes)
     status = run_geneplexus("browser-job", store, data_path)
     assert status.status is State.COMPLETED, status.message
-    write_report(store.job_path("browser-job"))
-    return store.job_path("browser-job")
+    return write_report(store, "browser-job").parent.parent
 
 
 @pytest.fixture(scope="module")

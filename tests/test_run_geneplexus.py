@@ -15,8 +15,11 @@ import pandas as pd
 import pytest
 
 from mljob.job import parse_config
+from mljob.lifecycle import RunPolicy
+from mljob.pipeline import STEP_PERCENT
 from mljob.results_store import ResultsFileStore
-from mljob.run_geneplexus import STEP_PERCENT, run_geneplexus
+from mljob.run_geneplexus import run_geneplexus
+from mljob.settings import Settings
 from mljob.status import State
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +90,7 @@ def test_full_job_writes_every_documented_file(store, data_path, demo_genes):
 def test_peak_memory_is_the_workers_own_not_its_parents():
     """job_info's peak_memory_mb: a worker started by a big process reports its own peak (not ru_maxrss)."""
     big = b"\x01" * (400 * 2**20)  # the parent's peak, resident
-    code = "from mljob.run_geneplexus import peak_rss_mb; print(peak_rss_mb())"
+    code = "from mljob.manifest import peak_rss_mb; print(peak_rss_mb())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert 1 < float(out) < 200, out
     del big
@@ -285,10 +288,10 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(autouse=True)
-def _callbacks_to_loopback_allowed(monkeypatch):
-    """These tests post callbacks to 127.0.0.1, which callbacks refuse unless it is listed."""
-    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+# These tests post callbacks to 127.0.0.1, which callbacks refuse unless it is listed.
+LOOPBACK_CALLBACKS = Settings(callback_allowed_hosts="127.0.0.1")
+# The queue worker's policy: retry an unexpected failure (up to 3 tries).
+RETRY = RunPolicy(try_number=1, max_tries=3)
 
 
 @pytest.fixture
@@ -305,7 +308,7 @@ def callback_server():
 def test_callback_gets_the_final_status_once(store, data_path, demo_genes, callback_server):
     url = f"http://127.0.0.1:{callback_server.server_port}/jobs/cb-job"
     name = make_job(store, "cb-job", demo_genes, callback_url=url)
-    assert run_geneplexus(name, store, data_path).status is State.COMPLETED
+    assert run_geneplexus(name, store, data_path, settings=LOOPBACK_CALLBACKS).status is State.COMPLETED
     assert [json.loads(b) for b in _Recorder.bodies] == [{"jobname": "cb-job", "status": "completed", "code": 200}]
 
 
@@ -314,7 +317,7 @@ def test_failed_callback_never_fails_the_job(store, data_path, demo_genes, callb
     _Recorder.answer = 500
     try:
         name = make_job(store, "cb-fail", demo_genes, callback_url=f"http://127.0.0.1:{callback_server.server_port}/")
-        assert run_geneplexus(name, store, data_path).status is State.COMPLETED
+        assert run_geneplexus(name, store, data_path, settings=LOOPBACK_CALLBACKS).status is State.COMPLETED
     finally:
         _Recorder.answer = 200
     assert len(_Recorder.bodies) == 3
@@ -324,7 +327,7 @@ def test_failed_callback_never_fails_the_job(store, data_path, demo_genes, callb
 def test_callback_to_a_closed_port_never_fails_the_job(store, data_path, demo_genes, monkeypatch):
     monkeypatch.setattr("mljob.callback.time.sleep", lambda s: None)
     name = make_job(store, "cb-down", demo_genes, callback_url="http://127.0.0.1:9/down")
-    assert run_geneplexus(name, store, data_path).status is State.COMPLETED
+    assert run_geneplexus(name, store, data_path, settings=LOOPBACK_CALLBACKS).status is State.COMPLETED
 
 
 def test_retry_puts_an_unexpected_failure_back_in_the_queue(store, data_path, demo_genes, tmp_path):
@@ -333,17 +336,17 @@ def test_retry_puts_an_unexpected_failure_back_in_the_queue(store, data_path, de
     (broken / "Data__Human__SixSpeciesN2V__STRING.npy").write_bytes(b"not a numpy file")
     name = make_job(store, "retry-job", demo_genes)
     with pytest.raises(ValueError):
-        run_geneplexus(name, store, broken, retry=True)
+        run_geneplexus(name, store, broken, policy=RETRY)
     status = store.read_status(name)
     assert status.status is State.QUEUED and status.attempt == 1
     assert "try 1 failed" in status.message and "will be retried" in status.message
-    assert run_geneplexus(name, store, data_path, retry=True).status is State.COMPLETED
+    assert run_geneplexus(name, store, data_path, policy=RETRY).status is State.COMPLETED
     assert store.read_status(name).attempt == 2
 
 
 def test_retry_does_not_retry_what_cannot_be_fixed(store, data_path):
     name = make_job(store, "no-retry", [f"NOPE{i}" for i in range(20)])
-    assert run_geneplexus(name, store, data_path, retry=True).status is State.FAILED
+    assert run_geneplexus(name, store, data_path, policy=RETRY).status is State.FAILED
 
 
 def test_a_job_without_cross_validation_completes(store, data_path, demo_genes):

@@ -174,7 +174,6 @@ def recorder():
 def test_loopback_callback_is_refused_unless_listed_and_the_job_completes(
     store, data_path, demo_genes, recorder, monkeypatch
 ):
-    monkeypatch.delenv("CALLBACK_ALLOWED_HOSTS", raising=False)
     url = f"http://127.0.0.1:{recorder.server_port}/done?token=abc"
     store.create_job(parse_config({"jobname": "cb-refused", "callback_url": url}), demo_genes)
     settings = Settings(data_path=data_path, jobs_path=store.root)
@@ -187,9 +186,9 @@ def test_loopback_callback_is_refused_unless_listed_and_the_job_completes(
     assert "callback for job cb-refused to 'http://127.0.0.1:" in log and "refused" in log
     assert "a loopback address" in log and "token=abc" not in log
     # listed: it goes through
-    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
     status = JobStatus.new("cb-refused").advance(State.COMPLETED, "done")
-    assert callback.post_status(f"http://127.0.0.1:{recorder.server_port}/done", status) is True
+    allowed = callback.allowed_hosts("127.0.0.1")
+    assert callback.post_status(f"http://127.0.0.1:{recorder.server_port}/done", status, allowed=allowed) is True
     assert _Recorder.hits == ["/done"]
 
 

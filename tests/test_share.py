@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -240,15 +239,35 @@ def test_azurite_connection_string_is_refused_with_a_reason(data_path):
     assert DEV_KEY not in str(info.value)
 
 
-def test_unreachable_endpoint(data_path):
+def test_unreachable_endpoint(data_path, monkeypatch):
+    from azure.core.pipeline.transport import RequestsTransport
+
+    # Record what the SDK was asked to do instead of timing it: every request sent, every backoff slept.
+    sent: list[str] = []
+    slept: list[float] = []
+    send, sleep = RequestsTransport.send, RequestsTransport.sleep
+
+    def counting_send(self, request, **kwargs):
+        sent.append(f"{request.method} {request.url}")
+        return send(self, request, **kwargs)
+
+    def recording_sleep(self, duration):
+        slept.append(duration)
+        return sleep(self, duration)
+
+    monkeypatch.setattr(RequestsTransport, "send", counting_send)
+    monkeypatch.setattr(RequestsTransport, "sleep", recording_sleep)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cs = f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={DEV_KEY};FileEndpoint=http://127.0.0.1:{port}/acct;"
-    started = time.monotonic()
     with pytest.raises(ShareUnreachable, match="cannot reach") as info:
         upload(data_path, "data", connection_string=cs, share_name=SHARE, retry_total=1, **FAST)
-    assert time.monotonic() - started < 10
+    # It fails fast by design, not by the machine's speed: the first request (the share check) is tried
+    # retry_total + 1 = 2 times with one short backoff in between (the SDK counts that first retry as 1,
+    # so it is 2 x retry_backoff, ±25%), and nothing else is attempted.
+    assert len(sent) == 2 and all(call.startswith("GET ") and "restype=share" in call for call in sent), sent
+    assert len(slept) == 1 and 0 < slept[0] <= 2 * FAST["retry_backoff"] * 1.25, slept
     assert DEV_KEY not in str(info.value)
 
 

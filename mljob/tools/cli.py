@@ -1,11 +1,14 @@
 """The `mljob` command: make demo data, submit and run jobs, read their status and results.
 
-Exit codes: 0 ok, 1 the job failed, 2 bad usage or input (one line on stderr).
+Exit codes: 0 ok, 1 the job failed, 2 bad usage or input, 3 a service it needs (the queue, the share,
+the function app) could not be reached; errors are one line on stderr. Settings are read from the
+environment here, once per command, and passed down.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -15,7 +18,7 @@ from typing import Any, NoReturn
 import yaml
 
 from mljob import __version__
-from mljob.errors import InvalidInput, MljobError
+from mljob.errors import InvalidInput, MljobError, ServiceUnavailable, ShareError, UsageError
 from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
 from mljob.job_manager import JobManager
 from mljob.launcher import LocalLauncher
@@ -24,7 +27,13 @@ from mljob.settings import Settings
 from mljob.status import JobStatus, State, utcnow
 from mljob.tools.progress import follow, run_with_progress
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+# The exit code of each error class (the first that matches).
+EXIT_CODES: list[tuple[type[MljobError], int]] = [
+    (ServiceUnavailable, EXIT_UNAVAILABLE),
+    (ShareError, EXIT_FAILED),
+    (MljobError, EXIT_USAGE),
+]
 DEMO_WORKDIR = Path("mljob-demo")
 
 
@@ -35,10 +44,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class UsageError(MljobError):
-    """A command-line argument is wrong."""
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mljob` console script."""
     args = build_parser().parse_args(argv)
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except MljobError as exc:
         print(f"mljob: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
     except KeyboardInterrupt:
         print("mljob: interrupted", file=sys.stderr)
         return 130
@@ -144,7 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     manager = _manager(args, need_data=False)
     jobname = validate_jobname(args.jobname)
     manager.status(jobname)  # JobNotFound
-    print(write_report(manager.store.job_path(jobname)))
+    print(write_report(manager.store, jobname))
     return EXIT_OK
 
 
@@ -160,7 +165,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from mljob.lease import RunLease
 
-    store = _manager(args, need_data=False).store
+    settings = _settings(args)
+    store = ResultsFileStore.from_settings(settings)
     cutoff = utcnow() - timedelta(days=args.older_than)
     doomed = [
         row
@@ -181,7 +187,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             return EXIT_OK
     removed = 0
     for row in doomed:
-        lease = RunLease(store, row["name"])
+        lease = RunLease.from_settings(store, row["name"], settings)
         if not lease.acquire():  # a run started since the listing: leave it alone
             print(f"kept {row['name']}: it is running", file=sys.stderr)
             continue
@@ -193,12 +199,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
+    from mljob import service
     from mljob.queue import JobQueue
 
-    settings = Settings.from_env(jobs_path=args.jobs_path)
-    store = ResultsFileStore(settings.require_jobs_path())
-    names = [validate_jobname(name) for name in args.jobnames]
-    for name in JobQueue.from_settings(settings).enqueue(store, names, rerun=args.rerun):
+    settings = _settings(args)
+    store = ResultsFileStore.from_settings(settings)
+    for name in service.enqueue(store, JobQueue.from_settings(settings), args.jobnames, rerun=args.rerun):
         print(name)
     return EXIT_OK
 
@@ -212,25 +218,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_share_upload(args: argparse.Namespace) -> int:
     import logging
 
-    from mljob.tools.share import ShareError, upload
+    from mljob.tools.share import upload
 
     logging.getLogger("azure").setLevel(logging.ERROR)  # the SDK warns with tracebacks about error bodies of HEAD
     connection_string = Settings.from_env(
         queue_connection_string=args.connection_string
     ).require_queue_connection_string()
-    try:
-        report = upload(
-            args.src,
-            args.dest,
-            connection_string=connection_string,
-            share_name=args.share,
-            workers=args.workers,
-            progress=not args.no_progress,
-            overwrite=args.overwrite,
-        )
-    except ShareError as exc:
-        print(f"mljob: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    report = upload(
+        args.src,
+        args.dest,
+        connection_string=connection_string,
+        share_name=args.share,
+        workers=args.workers,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
     print(report.summary())
     if report.failed:
         print(f"mljob: {len(report.failed)} file(s) failed:", file=sys.stderr)
@@ -243,15 +245,19 @@ def cmd_share_upload(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mljob.tools.synthetic_data import make_backend_data
 
-    settings = Settings.from_env(data_path=args.data_path, jobs_path=args.jobs_path)
-    data_path = settings.data_path or args.workdir / "data"
-    jobs_path = settings.jobs_path or args.workdir / "jobs"
+    settings = _settings(args)
+    settings = dataclasses.replace(
+        settings,
+        data_path=settings.data_path or args.workdir / "data",
+        jobs_path=settings.jobs_path or args.workdir / "jobs",
+    )
+    data_path, jobs_path = settings.data_path, settings.jobs_path
     if not (data_path / "README.md").exists() and not any(data_path.glob("data_filenames_*.txt")):
         print(f"making synthetic demo data in {data_path} ...", file=sys.stderr)
         make_backend_data(data_path)
     jobs_path.mkdir(parents=True, exist_ok=True)
-    store = ResultsFileStore(jobs_path, max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes)
-    manager = JobManager(store, LocalLauncher(store, data_path))
+    manager = JobManager(ResultsFileStore.from_settings(settings), LocalLauncher.from_settings(settings))
+    store = manager.store
     genes = resources.files("mljob.tools").joinpath("demo_genes.txt").read_bytes()
     jobname = manager.submit(genes, {}, prefix="demo", launch=False)
     print(f"running demo job {jobname} on {len(genes.split())} genes ...", file=sys.stderr)
@@ -270,13 +276,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of this command: the environment, with --data-path / --jobs-path over it."""
+    return Settings.from_env(data_path=getattr(args, "data_path", None), jobs_path=getattr(args, "jobs_path", None))
+
+
 def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
-    settings = Settings.from_env(data_path=args.data_path, jobs_path=args.jobs_path)
-    store = ResultsFileStore(
-        settings.require_jobs_path(), max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes
-    )
+    settings = _settings(args)
+    store = ResultsFileStore.from_settings(settings)
     data_path = settings.require_data_path() if need_data else settings.data_path or Path(".")
-    return JobManager(store, LocalLauncher(store, data_path))
+    return JobManager(store, LocalLauncher(store, data_path, settings))
 
 
 def _job_rows(store: ResultsFileStore) -> list[dict[str, Any]]:

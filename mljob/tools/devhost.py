@@ -10,7 +10,6 @@ one queue: every message is received with a visibility lease that is renewed whi
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
 import hmac
 import importlib.util
@@ -32,7 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from mljob.errors import MljobError
+from mljob import messages
+from mljob.errors import DevHostError, MljobError
 from mljob.settings import Settings
 
 log = logging.getLogger("mljob.tools.devhost")
@@ -45,10 +45,6 @@ MAX_BODY_BYTES = 1_000_000
 MIN_POLLING_SECONDS = 0.1
 GRACE_SECONDS = 10.0
 EXIT_OK, EXIT_USAGE = 0, 2
-
-
-class DevHostError(MljobError):
-    """The app cannot be served as it is; the message says what to fix."""
 
 
 # --- settings and host.json ------------------------------------------------------------------
@@ -121,7 +117,7 @@ class HostConfig:
             batch_size = _bounded_int(raw, "batchSize", 16, 1, 32)
             threshold_default = (os.cpu_count() or 1) * batch_size // 2
             encoding = str(raw.get("messageencoding", "base64")).lower()
-            if encoding not in ("base64", "none"):
+            if encoding not in messages.ENCODINGS:
                 raise ValueError(f"messageEncoding must be base64 or none, not {encoding!r}")
             queues = QueueOptions(
                 batch_size=batch_size,
@@ -572,7 +568,7 @@ class QueueListener:
         if count > most:
             return self._to_poison(message, lease, f"dequeue_count {count} is over maxDequeueCount {most}")
         try:
-            body = self._decode(message.content)
+            body = messages.from_wire(message.content, self.options.message_encoding)
         except ValueError:
             log.error(
                 "queue %s: message %s is not valid base64 (host.json messageEncoding is base64: send messages "
@@ -600,12 +596,6 @@ class QueueListener:
             retry = self.options.visibility_timeout
             return f"failed; retry in {retry:g} s" if lease.release(retry) else "failed; lease lost"
         return "done" if lease.delete() else "done, but the delete failed: it may be processed again"
-
-    def _decode(self, content: str | None) -> bytes:
-        text = content or ""
-        if self.options.message_encoding == "none":
-            return text.encode("utf-8")
-        return base64.b64decode(text.encode("ascii"), validate=True)
 
     def _to_poison(self, message: Any, lease: _Lease, why: str) -> str:
         from azure.core.exceptions import ResourceExistsError

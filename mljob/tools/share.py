@@ -26,6 +26,7 @@ service, so Azurite's connection string is refused with a message saying so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -40,7 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mljob.errors import InvalidInput, JobNotFound, MljobError, SettingsError
+from mljob.errors import (
+    InvalidInput,
+    MljobError,
+    SettingsError,
+    ShareError,
+    ShareUnreachable,
+    UploadFailed,
+)
+from mljob.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +61,6 @@ TRANSIENT_STATUS = frozenset({408, 500, 502, 503, 504})
 MAX_WORKERS = 64
 # characters Azure Files refuses in a file or directory name (plus control characters)
 _BAD_NAME = re.compile(r'["\\/:|<>*?\x00-\x1f]')
-
-
-class ShareError(MljobError):
-    """The share could not be filled as asked (CLI exit 1)."""
-
-
-class ShareUnreachable(ShareError):
-    """The Azure Files endpoint could not be reached, or kept failing (try again later)."""
-
-
-class UploadFailed(ShareError):
-    """Some files could not be uploaded; ``.report`` lists them (raised by :func:`upload_job`)."""
-
-    def __init__(self, message: str, report: UploadReport):
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass
@@ -198,9 +191,7 @@ def upload_job(
     from mljob.results_store import ResultsFileStore
 
     name = validate_jobname(jobname)
-    folder = ResultsFileStore(jobs_path).job_path(name)
-    if not folder.is_dir():
-        raise JobNotFound(f"job {name} not found in {jobs_path}")
+    folder = ResultsFileStore(jobs_path).require_job(name)
     dest = "/".join([*share_path(jobs_dir), name])
     report = upload(
         folder, dest, connection_string=connection_string, share_name=share_name, progress=progress, **kwargs
@@ -224,13 +215,13 @@ def submit_to_share(
     prefix: str | None = None,
     negatives: str | bytes | Iterable[str] | None = None,
     jobs_dir: str = "jobs",
-    max_genes: int = 10_000,
-    max_bytes: int = 1_000_000,
+    settings: Settings | None = None,
     **kwargs: Any,
 ) -> str:
     """Create a job for a web app that does not mount the share; return its name.
 
-    Validates like ``JobManager.submit`` (InvalidInput names what is wrong), writes the folder in a
+    Validates like ``JobManager.submit`` (InvalidInput names what is wrong; `settings` give the input
+    limits MAX_INPUT_GENES and MAX_INPUT_BYTES, default the documented ones), writes the folder in a
     temporary jobs folder with ResultsFileStore.create_job, uploads it with :func:`upload_job`
     (UploadFailed if incomplete) and removes the temporary copy. Enqueue the job afterwards.
     """
@@ -238,7 +229,7 @@ def submit_to_share(
     from mljob.results_store import ResultsFileStore
 
     with tempfile.TemporaryDirectory(prefix="mljob-submit-") as tmp:
-        store = ResultsFileStore(tmp, max_genes=max_genes, max_bytes=max_bytes)
+        store = ResultsFileStore.from_settings(dataclasses.replace(settings or Settings(), jobs_path=Path(tmp)))
         manager = JobManager(store, _NoLauncher())
         jobname = manager.submit(genes, params, name=name, prefix=prefix, negatives=negatives, launch=False)
         upload_job(
