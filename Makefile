@@ -1,4 +1,5 @@
-# make demo: set up .venv and run a real GenePlexus job on synthetic data.  make test: set up and run the tests.
+# make demo: set up .venv and run a real GenePlexus job on synthetic data.  make test: set up and run all the tests
+# (what CI runs).  make test-fast: the same without the tests marked slow (load, faults, end-to-end, browser).
 # The queue tests need Azurite (Azure Storage emulator, pinned in package.json): `make test` runs `npm ci`
 # when node_modules is missing or package-lock.json changed. `make demo` needs no npm.
 PYTHON ?= python3
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: setup npm-setup demo test lint checkov serve azurite-start azurite-stop azurite-status clean
+.PHONY: setup npm-setup demo test test-fast lint checkov serve azurite-start azurite-stop azurite-status clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,11 @@ lint: $(STAMP)
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (-m slow runs only those).
+test-fast: $(STAMP) $(NPM_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # checkov on Terraform/, in its own .venv-checkov (installed once by the script; never in .venv: see the script).
 checkov:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mljob.errors import MljobError
-from mljob.lifecycle import ONCE, RunPolicy, run_job
-from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
-from mljob.status import JobStatus, State
+
+if TYPE_CHECKING:  # imported when called: `import mljob` binds this function and must stay cheap
+    from mljob.lifecycle import RunPolicy
+    from mljob.results_store import ResultsFileStore
+    from mljob.status import JobStatus
 
 
 def run_geneplexus(
@@ -25,15 +29,18 @@ def run_geneplexus(
     data_path: str | Path,
     *,
     settings: Settings | None = None,
-    policy: RunPolicy = ONCE,
+    policy: RunPolicy | None = None,
 ) -> JobStatus:
     """Run job `jobname` to its end (under its run lease) and return its final status.
 
     `settings` (default: the documented defaults) give the lease staleness, the data cache budget and
-    the callback hosts; `data_path` overrides their DATA_PATH. See `mljob.lifecycle.run_job`.
+    the callback hosts; `data_path` overrides their DATA_PATH. `policy` (default: no retry) is the
+    caller's `RunPolicy`. See `mljob.lifecycle.run_job`.
     """
+    from mljob.lifecycle import ONCE, run_job
+
     settings = dataclasses.replace(settings or Settings(), data_path=Path(data_path))
-    return run_job(store, jobname, settings, policy)
+    return run_job(store, jobname, settings, policy or ONCE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 3:
         print("usage: python -m mljob.run_geneplexus JOBNAME JOBS_PATH DATA_PATH", file=sys.stderr)
         return 2
+    from mljob.results_store import ResultsFileStore
+    from mljob.status import State
+
     jobname, jobs_path, data_path = args
     try:
         settings = Settings.from_env(jobs_path=jobs_path, data_path=data_path)
@@ -52,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{jobname}: {status.status.value}: {status.message}")
     return 0 if status.status is State.COMPLETED else 1
 
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as the function of the same name: once `mljob.run_geneplexus` is imported,
+    the package attribute of that name is the module, so `from mljob import run_geneplexus` may give either."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobStatus:
+        return run_geneplexus(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

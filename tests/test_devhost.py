@@ -212,6 +212,7 @@ def test_message_that_is_not_base64_goes_to_poison(host: tuple[DevHostProcess, Q
     assert "is not valid base64" in server.log()
 
 
+@pytest.mark.slow  # seconds of waiting on real hosts by design: `make test-fast` leaves it out
 def test_slow_message_keeps_its_lease_and_runs_once(host: tuple[DevHostProcess, Queue]) -> None:
     server, queue = host
     body = f"slow {LEASE_SECONDS * 2 + 0.5} {uuid.uuid4().hex}"
@@ -228,6 +229,7 @@ def test_slow_message_keeps_its_lease_and_runs_once(host: tuple[DevHostProcess, 
 # --- queue trigger, several hosts ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds of waiting on real hosts by design: `make test-fast` leaves it out
 def test_message_of_a_killed_host_comes_back(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
     body = f"slow 1 {uuid.uuid4().hex}"
@@ -248,6 +250,7 @@ def test_message_of_a_killed_host_comes_back(azurite_conn: str, tmp_path: Path) 
         assert second.stop() == 0
 
 
+@pytest.mark.slow  # seconds of waiting on real hosts by design: `make test-fast` leaves it out
 def test_two_hosts_share_a_queue(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
     hosts = [DevHostProcess(tmp_path, queue.env, APP_DIR), DevHostProcess(tmp_path, queue.env, APP_DIR)]
@@ -267,6 +270,7 @@ def test_two_hosts_share_a_queue(azurite_conn: str, tmp_path: Path) -> None:
         assert [h.stop() for h in hosts] == [0, 0]
 
 
+@pytest.mark.slow  # seconds of waiting on real hosts by design: `make test-fast` leaves it out
 def test_stop_lets_a_running_function_finish(azurite_conn: str, tmp_path: Path) -> None:
     queue = Queue(azurite_conn, tmp_path)
     server = DevHostProcess(tmp_path, queue.env, APP_DIR)

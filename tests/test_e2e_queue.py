@@ -22,6 +22,8 @@ from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
 from mljob.status import State
 
+pytestmark = pytest.mark.slow  # `mljob serve` subprocesses + Azurite + GenePlexus: `make test-fast` leaves these out
+
 MAX_TRIES = FAST_HOST_JSON["extensions"]["queues"]["maxDequeueCount"]
 
 

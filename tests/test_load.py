@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 from devhost_process import DevHostProcess, app_copy, wait_for
 
@@ -23,6 +24,8 @@ from mljob.queue import JobQueue
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import State
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves the load test out
 
 FULL = os.environ.get("MLJOB_LOAD_FULL", "") not in ("", "0")
 REQUESTS = 1000 if FULL else int(os.environ.get("MLJOB_LOAD_REQUESTS", "100"))

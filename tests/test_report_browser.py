@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (Debian: apt-get install chromium)")
+pytestmark = [pytestmark, pytest.mark.slow]  # a real browser: `make test-fast` leaves it out
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )

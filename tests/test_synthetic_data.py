@@ -224,9 +224,12 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
 
 def test_larger_set_smoke(tmp_path_factory: pytest.TempPathFactory) -> None:
     path = tmp_path_factory.mktemp("larger")
-    start = time.perf_counter()
+    # The bound guards against an accidental blow-up (e.g. quadratic work in the number of genes), so it is on
+    # this thread's CPU time, which other processes competing for the cores do not inflate (wall time does),
+    # and generous: typically 0.3 s.
+    start = time.thread_time()
     summary = make_backend_data(path, n_genes=2000, dim=64)
-    assert time.perf_counter() - start < 15
+    assert time.thread_time() - start < 15
     assert summary["files"] == 77 and 5e6 < summary["total_bytes"] < 30e6
     _check_format(path, ["Human", "Mouse"], 64)
     community = _communities(path, "Human")

@@ -14,6 +14,8 @@ from devhost_process import DevHostProcess, app_copy
 from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
 
+pytestmark = pytest.mark.slow  # an `mljob serve` subprocess + Azurite: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, azurite, data_path):
