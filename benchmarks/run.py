@@ -108,13 +108,17 @@ def direct_job(data_path: Path, genes: list[str], out_dir: Path) -> None:
 
 
 def runner_job(store: Any, data_path: Path, genes: list[str], name: str) -> Any:
-    """One job through the runner: store, status, logs, results, manifest (LocalLauncher)."""
+    """One job through the runner: store, status, logs, results, manifest (LocalLauncher).
+
+    The benchmark is an edge: DATA_CACHE_MB is read from the environment, which the comparisons set.
+    """
     from mljob.job import parse_config
     from mljob.launcher import LocalLauncher
+    from mljob.settings import Settings
     from mljob.status import State
 
     store.create_job(parse_config({"jobname": name}), genes)
-    status = LocalLauncher(store, data_path).launch(name)
+    status = LocalLauncher(store, data_path, Settings.from_env()).launch(name)
     assert status.status is State.COMPLETED, status.message
     return status
 
@@ -164,7 +168,7 @@ def child(mode: str, data_path: str, genes_file: str, work: str, extra: str) -> 
 
         out["cache"] = {"hits": CACHE.stats.hits, "misses": CACHE.stats.misses, "mb": CACHE.used_bytes / 2**20}
         (work_dir / "digest.json").write_text(json.dumps(digests[0]))
-    from mljob.run_geneplexus import peak_rss_mb
+    from mljob.manifest import peak_rss_mb
 
     out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out))
