@@ -65,7 +65,7 @@ def layout_network(graph: dict[str, Any], *, width: int = WIDTH) -> NetworkLayou
     for link in graph.get("links", []):
         a, b = str(link.get("source", "")), str(link.get("target", ""))
         if a in genes and b in genes and a != b:
-            weight = _finite(link.get("weight"))
+            weight = finite(link.get("weight"))
             net.add_edge(a, b, weight=1.0 if weight is None else weight)
     isolated = [n for n in ids if net.degree(n) == 0]
 
@@ -100,13 +100,14 @@ def _place(node: str, gene: dict[str, Any], xy: tuple[float, float]) -> PlacedNo
         symbol=str(gene.get("symbol", node)),
         known=gene.get("class") == "Known",
         rank=gene.get("rank", "?"),
-        probability=_finite(gene.get("probability")),
+        probability=finite(gene.get("probability")),
         x=xy[0],
         y=xy[1],
     )
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """`value` as a finite float, or None (missing, not a number, NaN or infinite)."""
     try:
         number = float(value)
     except (TypeError, ValueError):

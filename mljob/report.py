@@ -9,7 +9,6 @@ Importing this module stays cheap: jinja2 and networkx are imported when a repor
 from __future__ import annotations
 
 import functools
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import mljob
 from mljob.errors import InvalidInput, JobNotFound, JobNotReady
+from mljob.network_layout import finite
 from mljob.results import GRAPH_FILE, INPUT_GENES_FILE, MODEL, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def render_report(data: ReportData) -> str:
             jobname=str(config.get("jobname", "")) or "job",
             config=config,
             status=data.status,
-            run_time=_finite(info.get("total_seconds")),
+            run_time=finite(info.get("total_seconds")),
             clusters=sorted(str(m) for m in info.get("models") or [] if str(m).startswith("Cluster-")),
             model=MODEL,
             parameters=[(*PARAMETERS.get(k, (k, "")), k, v) for k, v in config.items() if k not in _NOT_SHOWN],
@@ -188,19 +188,11 @@ def _cross_validation(info: dict[str, Any] | None) -> dict[str, Any]:
     if info is None:
         return {"state": "unavailable"}
     avgps = info.get("avgps")
-    scores = [_finite(v) for v in avgps] if isinstance(avgps, list) else []
+    scores = [finite(v) for v in avgps] if isinstance(avgps, list) else []
     valid = [s for s in scores if s is not None]
     if not valid:
         return {"state": "skipped"}
     return {"state": "scored", "scores": scores, "mean": sum(valid) / len(valid)}
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # --- Jinja2 -------------------------------------------------------------------------------------------------
@@ -220,7 +212,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(show=_show, when=_when)
-    env.tests.update(entrez_id=_is_entrez_id, finite=lambda v: not isinstance(v, bool) and _finite(v) is not None)
+    env.tests.update(entrez_id=_is_entrez_id, finite=lambda v: not isinstance(v, bool) and finite(v) is not None)
     env.globals.update(ncbi_gene_url=NCBI_GENE_URL)
     return env
 
