@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from mljob import __version__
-from mljob.tools import progress
 from mljob.tools.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,8 +64,6 @@ def mljob(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
                 m.setenv(name, value)
             if stdin is not None:
                 m.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-            # the progress bar's default stream is the sys.stderr of import time: point it at capsys's
-            m.setitem(progress.follow.__kwdefaults__, "stream", sys.stderr)
             try:
                 code = main(list(args))
             except SystemExit as exc:  # argparse: --version, --help and usage errors

@@ -19,14 +19,15 @@ def follow(
     read_status: Callable[[], JobStatus],
     *,
     alive: Callable[[], bool] | None = None,
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
     poll: float = POLL_SECONDS,
 ) -> JobStatus:
     """Show a progress bar (step, percent, elapsed time) until the job ends; returns its last status.
 
     With `alive`, follow until `alive()` turns false (a run in this process), else until a final status.
+    `stream` defaults to sys.stderr as it is at the call.
     """
-    with tqdm(total=100, file=stream, unit="%", bar_format="{desc:<40} {bar} {n:3.0f}% {elapsed}") as bar:
+    with tqdm(total=100, file=stream or sys.stderr, unit="%", bar_format="{desc:<40} {bar} {n:3.0f}% {elapsed}") as bar:
         while True:
             was_alive = alive() if alive is not None else True
             status = read_status()
