@@ -221,12 +221,21 @@ resource "azurerm_linux_function_app" "main" {
     application_stack {
       python_version = var.python_version
     }
+
+    # The web app calls POST /api/gpz-convert-ids and /api/gpz-ml from the browser: the platform answers the
+    # CORS preflight and adds Access-Control-Allow-Origin for these origins only (`mljob serve` does the same
+    # from CORS_ALLOWED_ORIGINS). No credentials: the browser sends no key.
+    cors {
+      allowed_origins     = var.cors_allowed_origins
+      support_credentials = false
+    }
   }
 
   # Every setting mljob reads in the cloud (mljob/settings.py). FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
   # AzureWebJobsStorage, APPLICATIONINSIGHTS_CONNECTION_STRING and WEBSITE_CONTENT* are set by azurerm itself.
-  # Not here, on purpose: MLJOB_FUNCTION_KEY and MESSAGE_LEASE_SECONDS are read only by `mljob serve`, the local
-  # development host; in Azure the Functions host checks function keys and leases queue messages itself.
+  # Not here, on purpose: MLJOB_FUNCTION_KEY, MESSAGE_LEASE_SECONDS and CORS_ALLOWED_ORIGINS are read only by
+  # `mljob serve`, the local development host; in Azure the Functions host checks function keys and leases queue
+  # messages itself, and the platform answers CORS (site_config.cors below).
   app_settings = {
     DATA_PATH = local.data_path
     JOBS_PATH = local.jobs_path
@@ -239,6 +248,8 @@ resource "azurerm_linux_function_app" "main" {
     LEASE_STALE_SECONDS    = tostring(var.lease_stale_seconds)
     DATA_CACHE_MB          = tostring(var.data_cache_mb)
     CALLBACK_ALLOWED_HOSTS = var.callback_allowed_hosts
+    WEB_WAIT_SECONDS       = tostring(var.web_wait_seconds)
+    WEB_MAX_WAITING        = tostring(var.web_max_waiting)
   }
 
   # The share with data/ and jobs/, mounted read-write at var.mount_path.

@@ -160,6 +160,39 @@ variable "callback_allowed_hosts" {
   }
 }
 
+variable "web_wait_seconds" {
+  description = "WEB_WAIT_SECONDS: how long POST /api/gpz-ml waits for its job before answering 202 (< 230 s, Azure's HTTP limit)."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.web_wait_seconds >= 1 && var.web_wait_seconds <= 220 && floor(var.web_wait_seconds) == var.web_wait_seconds
+    error_message = "The web_wait_seconds must be a whole number from 1 to 220: Azure cuts an HTTP call after 230 s."
+  }
+}
+
+variable "web_max_waiting" {
+  description = "WEB_MAX_WAITING: most POST /api/gpz-ml calls waiting at once on one instance; one more gets 503."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.web_max_waiting >= 1 && floor(var.web_max_waiting) == var.web_max_waiting
+    error_message = "The web_max_waiting must be a whole number of at least 1."
+  }
+}
+
+variable "cors_allowed_origins" {
+  description = "Origins (e.g. https://geneplexus.example.org) whose pages may call the API from the browser: the web app's gpz-convert-ids and gpz-ml. Empty: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.cors_allowed_origins) == 0 || can(regex("^(\\*|https?://[A-Za-z0-9.-]+(:[0-9]+)?)(,(\\*|https?://[A-Za-z0-9.-]+(:[0-9]+)?))*$", join(",", var.cors_allowed_origins)))
+    error_message = "Each of cors_allowed_origins must be * or an origin such as https://app.example.org (scheme, host, optional port; no path)."
+  }
+}
+
 variable "log_retention_days" {
   description = "How long the Log Analytics workspace (and so Application Insights) keeps logs, in days."
   type        = number

@@ -82,6 +82,31 @@ class Settings:
             "help": "comma-separated hosts that callbacks may go to (loopback/private addresses only when listed)",
         },
     )
+    web_wait_seconds: int = field(
+        default=200,
+        metadata={
+            "env": "WEB_WAIT_SECONDS",
+            "kind": int,
+            "help": "how long POST /api/gpz-ml waits for its job before answering 202 (below Azure's 230 s limit)",
+        },
+    )
+    web_max_waiting: int = field(
+        default=20,
+        metadata={
+            "env": "WEB_MAX_WAITING",
+            "kind": int,
+            "help": "most POST /api/gpz-ml calls waiting at once on one instance; more get 503 with Retry-After",
+        },
+    )
+    cors_allowed_origins: str | None = field(
+        default=None,
+        metadata={
+            "env": "CORS_ALLOWED_ORIGINS",
+            "kind": str,
+            "local_only": True,
+            "help": "`mljob serve`: comma-separated origins browsers may call the API from (* any); empty: none",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -23,6 +23,9 @@ def test_env_names():
         "MESSAGE_LEASE_SECONDS",
         "DATA_CACHE_MB",
         "CALLBACK_ALLOWED_HOSTS",
+        "WEB_WAIT_SECONDS",
+        "WEB_MAX_WAITING",
+        "CORS_ALLOWED_ORIGINS",
     ]
 
 

@@ -28,4 +28,8 @@ def test_local_settings_example_holds_the_settings_a_local_host_needs():
 
 
 def test_cloud_settings_leave_out_the_dev_host_ones():
-    assert set(env_names()) - set(env_names(cloud=True)) == {"MLJOB_FUNCTION_KEY", "MESSAGE_LEASE_SECONDS"}
+    assert set(env_names()) - set(env_names(cloud=True)) == {
+        "MLJOB_FUNCTION_KEY",
+        "MESSAGE_LEASE_SECONDS",
+        "CORS_ALLOWED_ORIGINS",
+    }

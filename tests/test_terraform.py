@@ -130,6 +130,7 @@ _FUNCTIONS = {
     "length": len,
     "contains": lambda items, item: item in items,
     "floor": math.floor,
+    "join": lambda separator, items: separator.join(items),
 }
 _ALLOWED_WORDS = {"and", "or", "not", "lambda", "True", "False", "can", *_FUNCTIONS}
 
@@ -241,6 +242,9 @@ def test_variable_defaults(tf):
         "max_input_genes": _default("MAX_INPUT_GENES"),
         "max_input_bytes": _default("MAX_INPUT_BYTES"),
         "lease_stale_seconds": _default("LEASE_STALE_SECONDS"),
+        "web_wait_seconds": _default("WEB_WAIT_SECONDS"),
+        "web_max_waiting": _default("WEB_MAX_WAITING"),
+        "cors_allowed_origins": [],  # no origin until one is named
     }
     assert {name: variables[name]["default"] for name in expected} == expected
     for name, body in variables.items():
@@ -280,7 +284,9 @@ def test_function_app_security(tf):
     assert _expr(_one(site["application_stack"])["python_version"]) == "var.python_version"
     insights = _expr(site["application_insights_connection_string"])
     assert insights == "azurerm_application_insights.main.connection_string"
-    assert "cors" not in site, "no browser calls the API: no CORS"
+    # the web app calls gpz-convert-ids and gpz-ml from the browser: the platform's CORS, origins from a variable
+    cors = _one(site["cors"])
+    assert _expr(cors["allowed_origins"]) == "var.cors_allowed_origins" and cors["support_credentials"] is False
 
 
 def test_plan_is_linux_elastic_premium(tf):
@@ -420,6 +426,13 @@ VALIDATION_CASES = [
     ("location", "eastus", True),
     ("location", "East US", False),
     ("log_retention_days", 7, False),
+    ("web_wait_seconds", 200, True),
+    ("web_wait_seconds", 230, False),
+    ("web_max_waiting", 0, False),
+    ("cors_allowed_origins", ["https://geneplexus.example.org", "http://localhost:5173"], True),
+    ("cors_allowed_origins", ["*"], True),
+    ("cors_allowed_origins", ["https://app.example.org/path"], False),
+    ("cors_allowed_origins", ["app.example.org"], False),
 ]
 
 
