@@ -16,6 +16,7 @@ from mljob.settings import Settings
 
 if TYPE_CHECKING:
     from mljob.api import Answer
+    from mljob.webapp import WebAnswer
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 HOST_JSON = Path(__file__).with_name("host.json")
@@ -56,6 +57,29 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     from mljob import api
 
     return _answer(api.health(Settings.from_env()))
+
+
+@app.route(route="gpz-convert-ids", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def gpz_convert_ids(req: func.HttpRequest) -> func.HttpResponse:
+    """The web app's ID conversion (GenePlexus load_genes): {"genes", "sp_trn"}; anonymous, creates no job."""
+    from mljob import webapp
+
+    return _web(webapp.convert_ids(req.get_body(), Settings.from_env()), req)
+
+
+@app.route(route="gpz-ml", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def gpz_ml(req: func.HttpRequest) -> func.HttpResponse:
+    """The web app's analysis: a queued job, awaited up to WEB_WAIT_SECONDS (200 results, 202 still running)."""
+    from mljob import webapp
+
+    return _web(await webapp.ml(req.get_body(), Settings.from_env()), req)
+
+
+def _web(answer: WebAnswer, req: func.HttpRequest) -> func.HttpResponse:
+    from mljob import webapp
+
+    status, data, headers = webapp.encoded(answer, req.headers.get("accept-encoding", ""))
+    return func.HttpResponse(data, status_code=status, headers=headers, mimetype="application/json")
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%QUEUE_NAME%", connection="QUEUECONNECTIONSTRING")

@@ -119,6 +119,14 @@ def _results(
     return _gsc_read(sp_trn, gsc_trn), kept
 
 
+def load_genes_files(species: str) -> list[str]:
+    """Sorted names of the files ``load_genes`` reads for a species: its ID conversions and NodeOrders."""
+    names = {id_conversion_file(species, src, "Entrez") for src in TO_ENTREZ}
+    names.update(id_conversion_file(species, "Entrez", dst) for dst in FROM_ENTREZ)
+    names.update(node_order_file(species, net) for net in networks_of(species) if species in SPECIES)
+    return sorted(names)
+
+
 def required_files(
     *,
     net_type: str,
@@ -138,9 +146,7 @@ def required_files(
     "In {net}?" column).
     """
     gsc_trn, pairs = _results(net_type, features, sp_trn, sp_res, gsc_trn, gsc_res)
-    names = {id_conversion_file(sp_trn, src, "Entrez") for src in TO_ENTREZ}
-    names.update(id_conversion_file(sp_trn, "Entrez", dst) for dst in FROM_ENTREZ)
-    names.update(node_order_file(sp_trn, net) for net in networks_of(sp_trn) if sp_trn in SPECIES)
+    names = set(load_genes_files(sp_trn))
     names.update(
         {node_order_file(sp_trn, net_type), gsc_file(sp_trn, gsc_trn, net_type), data_file(sp_trn, features, net_type)}
     )

@@ -87,7 +87,7 @@ def run_pipeline(
     from geneplexus import GenePlexus  # heavy (~2 s): imported only when a job runs
     from geneplexus.exception import NoPositivesError
 
-    with _guarded_geneplexus_defaults(), cache.active(cache_mb):
+    with guarded_geneplexus_defaults(), cache.active(cache_mb):
         gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False, log_level="WARNING")
         with step("loading genes"):
             gp.load_genes(list(genes))  # copies: GenePlexus changes lists it is given
@@ -179,7 +179,7 @@ def _check_enough_genes(gp: Any, config: JobConfig, given: int) -> None:
 
 
 @contextmanager
-def _guarded_geneplexus_defaults() -> Iterator[None]:
+def guarded_geneplexus_defaults() -> Iterator[None]:
     """Put back geneplexus.config's module-level defaults after a job, whatever GenePlexus did to them."""
     from geneplexus._config import config as gp_config
 

@@ -35,6 +35,7 @@ LAYERS = {
     "launcher": 6,
     "run_geneplexus": 6,
     "job_manager": 7,
+    "webapp": 7,
 }
 RUNTIME = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
 
