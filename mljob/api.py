@@ -19,6 +19,7 @@ from mljob.errors import (
     JobNotFound,
     JobNotReady,
     MljobError,
+    RequestTooLarge,
     ServiceUnavailable,
     SettingsError,
 )
@@ -37,6 +38,7 @@ MAX_BODY_BYTES = 1_000_000
 HTTP_STATUS: list[tuple[type[MljobError], int]] = [
     (ServiceUnavailable, 503),
     (SettingsError, 500),
+    (RequestTooLarge, 413),
     (InvalidInput, 400),
     (JobNotFound, 404),
     (JobExists, 409),

@@ -28,6 +28,14 @@ class UsageError(InvalidInput):
     """A command-line argument is wrong."""
 
 
+class LegacyJobFolder(InvalidInput):
+    """A 2023 GenePlexus web app job folder (`<job>_job_config.json`, GenePlexus 1.x parameters): not runnable."""
+
+
+class RequestTooLarge(InvalidInput):
+    """A request body over the size accepted (HTTP 413); it was not parsed."""
+
+
 class SettingsError(MljobError):
     """A setting (environment variable) is missing or wrong."""
 
@@ -68,6 +76,10 @@ class ServiceUnavailable(MljobError):
 
 class QueueUnavailable(ServiceUnavailable):
     """The queue service could not be reached or refused the request (HTTP 503); nothing was enqueued."""
+
+
+class TooManyWaiting(ServiceUnavailable):
+    """WEB_MAX_WAITING web-app calls are waiting on this instance already (HTTP 503 with Retry-After)."""
 
 
 class LaunchError(ServiceUnavailable):
