@@ -8,7 +8,8 @@ one test case checking what that setting changes.
 
 Entry points: HTTP enqueue → queue worker and testfn (the real function_app under `mljob serve` + Azurite),
 `mljob submit --run`, `mljob run`, `mljob enqueue` (the CLI in-process), LocalLauncher (library: the
-Settings object is passed in, not read from the environment), `python -m mljob.run_geneplexus` (a process).
+Settings object is passed in, not read from the environment), `python -m mljob.run_geneplexus` (a process),
+and the web app's anonymous `gpz-ml` and `gpz-convert-ids` (under the same `mljob serve`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ KEY = "settings-table-key"
 FILLER = 12_000  # unknown genes of 90 characters: 12,028 genes, 1.09 MB in all
 STALE_LEASE_AGE = 30  # seconds: stale for LEASE_STALE_SECONDS=5, fresh for the default 120
 
-HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE = (
+HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE, GPZ_ML, GPZ_CONVERT = (
     "http-enqueue-worker",
     "testfn",
     "mljob-submit",
@@ -52,7 +53,10 @@ HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE = (
     "mljob-enqueue",
     "local-launcher",
     "python-m-run-geneplexus",
+    "gpz-ml",
+    "gpz-convert-ids",
 )
+ORIGIN = "http://table.example.org"
 RUNS = (HTTP, TESTFN, SUBMIT, RUN, LAUNCHER, MODULE)  # entry points that run the job
 LEASED = (HTTP, TESTFN, RUN, LAUNCHER, MODULE)  # ... on a job with a stale lease planted (submit makes its job)
 
@@ -95,6 +99,9 @@ class World:
             "MESSAGE_LEASE_SECONDS": "17",
             "DATA_CACHE_MB": "64",
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+            "WEB_WAIT_SECONDS": "1",
+            "WEB_MAX_WAITING": "1",
+            "CORS_ALLOWED_ORIGINS": ORIGIN,
         }
         self.store = ResultsFileStore(self.jobs, max_genes=20_000, max_bytes=2_000_000)
         genes = (REPO / "mljob" / "tools" / "demo_genes.txt").read_text().split()
@@ -159,9 +166,44 @@ def run_http_and_testfn(world: World) -> None:
         testfn_url = f"{host.url}/api/testfn?jobname={direct}"
         testfn.answers["no key"] = requests.get(testfn_url, timeout=120).status_code
         testfn.answers["with key"] = requests.get(testfn_url, headers={"x-functions-key": KEY}, timeout=120).status_code
+        preflight = requests.options(
+            enqueue_url, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}, timeout=30
+        )
+        http.answers["preflight"] = (preflight.status_code, preflight.headers.get("Access-Control-Allow-Origin"))
+        run_web_app(world, host.url)
     finally:
         assert host.stop() == 0
     http.answers["serve log"] = testfn.answers["serve log"] = host.log()
+
+
+def run_web_app(world: World, url: str) -> None:
+    """POST /api/gpz-convert-ids and /api/gpz-ml (anonymous) with the 12,028 genes.
+
+    The queue worker is held first by a job whose run lease looks live (it goes stale after
+    LEASE_STALE_SECONDS): gpz-ml's job stays queued, so WEB_WAIT_SECONDS (1) ends its wait with a 202,
+    and a second gpz-ml call meanwhile is one more than WEB_MAX_WAITING (1).
+    """
+    converted = requests.post(f"{url}/api/gpz-convert-ids", json={"genes": world.genes, "sp_trn": "Human"}, timeout=60)
+    world.outcomes[GPZ_CONVERT] = Outcome("", world.store, {"convert": converted.status_code, "body": converted.json()})
+    blocker = world.job("blocker", stale_lease=False)
+    record = {"owner": "live-elsewhere:1:x", "pid": 1, "heartbeat": time.time()}
+    world.store.lease_path(blocker).write_text(json.dumps(record))
+    JobQueue.from_settings(Settings.from_env(world.env)).send(blocker)
+    request = {"name": "table", "genes": world.genes, "negatives": [], "sp_trn": "Human", "sp_res": "Human",
+               "net_type": "STRING", "gsc": "Combined"}  # fmt: skip
+    before = set(world.jobs.iterdir())
+    first: dict[str, requests.Response] = {}
+    caller = threading.Thread(
+        target=lambda: first.update(answer=requests.post(f"{url}/api/gpz-ml", json=request, timeout=120))
+    )
+    caller.start()
+    wait_for(lambda: set(world.jobs.iterdir()) - before, 60, "gpz-ml's job folder")
+    second = requests.post(f"{url}/api/gpz-ml", json=request, timeout=120)
+    caller.join(120)
+    answer = first["answer"]
+    jobname = answer.json()["jobname"]
+    world.outcomes[GPZ_ML] = Outcome(jobname, world.store, {"first": answer.status_code, "second": second.status_code})
+    wait_for(lambda: world.store.read_status(jobname).is_final, 120, "gpz-ml's job to end")
 
 
 def run_cli(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,12 +263,18 @@ def completed(world: World, outcome: Outcome) -> None:
 
 def check_jobs_path(world: World, entry: str) -> None:
     outcome = world.outcomes[entry]
+    if entry == GPZ_CONVERT:
+        assert outcome.answers["convert"] == 200
+        return
     assert (world.jobs / outcome.jobname / "status.json").is_file()
     if entry in RUNS:
         completed(world, outcome)
 
 
 def check_data_path(world: World, entry: str) -> None:
+    if entry == GPZ_CONVERT:  # it read the ID conversions of DATA_PATH
+        assert world.outcomes[entry].answers["convert"] == 200
+        return
     assert world.outcomes[entry].info()["data_path"] == str(world.data_path)
 
 
@@ -236,6 +284,9 @@ def check_input_limits(world: World, entry: str) -> None:
     if entry == ENQUEUE:
         assert outcome.answers["exit"] == 0 and outcome.status() is State.QUEUED
         return
+    if entry == GPZ_CONVERT:
+        assert outcome.answers["convert"] == 200 and outcome.answers["body"]["input_count"] == len(world.genes)
+        return
     completed(world, outcome)
     assert outcome.info()["input_count"] == len(world.genes)
 
@@ -244,6 +295,8 @@ def check_queue(world: World, entry: str) -> None:
     outcome = world.outcomes[entry]
     if entry == ENQUEUE:
         assert outcome.answers["queued"] == [outcome.jobname]  # on QUEUE_NAME in the account of the connection
+    elif entry == GPZ_ML:
+        completed(world, outcome)  # queued by the job service, run by the worker listening on %QUEUE_NAME%
     else:
         assert outcome.answers["with key"] == 202
         completed(world, outcome)  # the worker listens on %QUEUE_NAME% of QUEUECONNECTIONSTRING
@@ -259,6 +312,22 @@ def check_lease(world: World, entry: str) -> None:
 def check_function_key(world: World, entry: str) -> None:
     answers = world.outcomes[entry].answers
     assert answers["no key"] == 401 and answers["with key"] in (200, 202), answers
+
+
+def check_web_wait(world: World, entry: str) -> None:
+    """The worker was held: with WEB_WAIT_SECONDS=1 gpz-ml answered 202; the default 200 s would have seen 200."""
+    outcome = world.outcomes[entry]
+    assert outcome.answers["first"] == 202
+    completed(world, outcome)
+
+
+def check_web_max_waiting(world: World, entry: str) -> None:
+    assert world.outcomes[entry].answers["second"] == 503  # one more than WEB_MAX_WAITING=1
+
+
+def check_cors(world: World, entry: str) -> None:
+    answers = world.outcomes[entry].answers
+    assert answers["preflight"] == (204, ORIGIN) and f"CORS: allowed origins {ORIGIN}" in answers["serve log"]
 
 
 def check_message_lease(world: World, entry: str) -> None:
@@ -277,17 +346,26 @@ def check_callback_hosts(world: World, entry: str) -> None:
 
 # setting: (what it changes, the entry points that must honour it)
 TABLE: dict[str, tuple[Callable[[World, str], None], tuple[str, ...]]] = {
-    "DATA_PATH": (check_data_path, (HTTP, TESTFN, SUBMIT, RUN, LAUNCHER)),  # the module takes it as an argument
-    "JOBS_PATH": (check_jobs_path, (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER)),  # the module: an argument too
-    "MAX_INPUT_GENES": (check_input_limits, (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE)),
-    "MAX_INPUT_BYTES": (check_input_limits, (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE)),
-    "QUEUECONNECTIONSTRING": (check_queue, (HTTP, ENQUEUE)),
-    "QUEUE_NAME": (check_queue, (HTTP, ENQUEUE)),
+    "DATA_PATH": (check_data_path, (HTTP, TESTFN, SUBMIT, RUN, LAUNCHER, GPZ_ML, GPZ_CONVERT)),  # module: argument
+    "JOBS_PATH": (check_jobs_path, (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, GPZ_ML)),  # module: argument
+    "MAX_INPUT_GENES": (
+        check_input_limits,
+        (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE, GPZ_ML, GPZ_CONVERT),
+    ),
+    "MAX_INPUT_BYTES": (
+        check_input_limits,
+        (HTTP, TESTFN, SUBMIT, RUN, ENQUEUE, LAUNCHER, MODULE, GPZ_ML, GPZ_CONVERT),
+    ),
+    "QUEUECONNECTIONSTRING": (check_queue, (HTTP, ENQUEUE, GPZ_ML)),
+    "QUEUE_NAME": (check_queue, (HTTP, ENQUEUE, GPZ_ML)),
     "LEASE_STALE_SECONDS": (check_lease, LEASED),
     "MLJOB_FUNCTION_KEY": (check_function_key, (HTTP, TESTFN)),
     "MESSAGE_LEASE_SECONDS": (check_message_lease, (HTTP,)),
-    "DATA_CACHE_MB": (check_data_cache, RUNS),
-    "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),
+    "DATA_CACHE_MB": (check_data_cache, (*RUNS, GPZ_ML)),
+    "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),  # a gpz-ml job has no callback_url
+    "WEB_WAIT_SECONDS": (check_web_wait, (GPZ_ML,)),
+    "WEB_MAX_WAITING": (check_web_max_waiting, (GPZ_ML,)),
+    "CORS_ALLOWED_ORIGINS": (check_cors, (HTTP,)),
 }
 CASES = [(setting, entry) for setting, (_, entries) in TABLE.items() for entry in entries]
 

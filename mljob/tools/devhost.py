@@ -5,6 +5,8 @@ no extension bundle, and only HTTP and queue triggers. It imports function_app.p
 routes under /api with the standard library, and runs its queue triggers against Azure Storage queues
 (Azurite locally), honouring host.json `extensions.queues`. Several `mljob serve` processes may share
 one queue: every message is received with a visibility lease that is renewed while its function runs.
+It answers CORS from CORS_ALLOWED_ORIGINS as Azure's platform CORS does: it answers preflights itself,
+before the method and key checks, and sends Access-Control-Allow-Origin to allowed origins only.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ BANNER = (
     "DEVELOPMENT server, not the Azure Functions host (no dynamic concurrency, no functionTimeout, "
     "no scale controller; HTTP and queue triggers only)"
 )
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 1_000_000  # at least; a web-app request may carry MAX_INPUT_BYTES of genes, as JSON (see DevHost)
 MIN_POLLING_SECONDS = 0.1
 GRACE_SECONDS = 10.0
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -250,6 +252,129 @@ class HttpRoute:
         )
 
 
+# --- CORS, as Azure's platform CORS answers it ------------------------------------------------
+
+_ORIGIN = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:?#@\[\]]+)(?::(?P<port>\d+))?"
+)
+_HEADER_NAMES = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
+ANY_METHOD = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+DEFAULT_ALLOW_HEADERS = "Content-Type, x-functions-key"
+EXPOSE_HEADERS = "Location, Retry-After"
+PREFLIGHT_MAX_AGE = 600
+
+
+def origin_key(origin: str) -> tuple[str, str, str] | None:
+    """(scheme, host, port) of an origin, scheme and host lower-cased; None when it is not an origin."""
+    match = _ORIGIN.fullmatch(origin.strip().rstrip("/"))
+    if not match:
+        return None
+    return match["scheme"].lower(), match["host"].lower(), match["port"] or ""
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """The origins browsers may call the app from (CORS_ALLOWED_ORIGINS), parsed once."""
+
+    any_origin: bool = False
+    origins: tuple[str, ...] = ()  # as written (spaces and a trailing / stripped), for the log
+    keys: frozenset[tuple[str, str, str]] = frozenset()  # their origin_key, to compare with
+
+    @classmethod
+    def parse(cls, text: str | None) -> CorsPolicy:
+        """Comma-separated origins, `*` for any; empty or None: none. DevHostError names an entry that is no origin."""
+        entries = [entry.strip().rstrip("/") for entry in (text or "").split(",")]
+        entries = [entry for entry in entries if entry]
+        for entry in entries:
+            if entry != "*" and origin_key(entry) is None:
+                raise DevHostError(
+                    f"CORS_ALLOWED_ORIGINS: {entry!r} is not an origin such as https://app.example.org "
+                    "(scheme, host, optional port; no path) or *"
+                )
+        origins = tuple(dict.fromkeys(entry for entry in entries if entry != "*"))
+        keys = frozenset(key for origin in origins if (key := origin_key(origin)))
+        return cls(any_origin="*" in entries, origins=origins, keys=keys)
+
+    def allows(self, origin: str | None) -> bool:
+        """Whether a request's Origin header may read the answer (case-insensitive scheme and host, exact port)."""
+        if not origin:
+            return False
+        if self.any_origin:
+            return True
+        return origin_key(origin) in self.keys
+
+    def describe(self) -> str:
+        """One line for the start-up log."""
+        if self.any_origin:
+            return "CORS: any origin (*)"
+        if self.origins:
+            return "CORS: allowed origins " + ", ".join(self.origins)
+        return "CORS: no origin allowed"
+
+    def allow_origin(self, origin: str) -> str:
+        """The Access-Control-Allow-Origin value for an allowed origin: `*`, or the origin as the browser sent it."""
+        return "*" if self.any_origin else origin
+
+
+def is_preflight(method: str, headers: Any) -> bool:
+    """A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method."""
+    return method == "OPTIONS" and bool(headers.get("origin")) and bool(headers.get("access-control-request-method"))
+
+
+def allow_methods(routes: list[HttpRoute]) -> str:
+    """Access-Control-Allow-Methods for a path: the methods of its routes, then OPTIONS."""
+    methods: set[str] = set()
+    for route in routes:
+        methods |= route.methods or set(ANY_METHOD)
+    return ", ".join([*sorted(methods - {"OPTIONS"}), "OPTIONS"])
+
+
+def allow_headers(requested: str | None) -> str:
+    """Access-Control-Allow-Headers: the requested header names when they are plain names, else the defaults."""
+    if requested and _HEADER_NAMES.fullmatch(requested.strip()):
+        return ", ".join(name.strip() for name in requested.split(","))
+    return DEFAULT_ALLOW_HEADERS
+
+
+def preflight_headers(
+    policy: CorsPolicy, origin: str, routes: list[HttpRoute], requested: str | None
+) -> list[tuple[str, str]]:
+    """The headers of a 204 preflight answer: the Allow-* set for an allowed origin, only Vary otherwise."""
+    if not policy.allows(origin):
+        return [("Vary", "Origin")]
+    return [
+        ("Access-Control-Allow-Origin", policy.allow_origin(origin)),
+        ("Access-Control-Allow-Methods", allow_methods(routes)),
+        ("Access-Control-Allow-Headers", allow_headers(requested)),
+        ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE)),
+        ("Vary", "Origin"),
+    ]
+
+
+def response_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, str]]:
+    """The CORS headers of an actual answer: ACAO, Expose-Headers and Vary for an allowed origin; none otherwise."""
+    if origin is None or not policy.allows(origin):
+        return []
+    return [
+        ("Access-Control-Allow-Origin", policy.allow_origin(origin)),
+        ("Access-Control-Expose-Headers", EXPOSE_HEADERS),
+        ("Vary", "Origin"),
+    ]
+
+
+def with_cors(headers: list[tuple[str, str]], cors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers` with the host's CORS headers: a function's own Access-Control-* headers are dropped (the host's
+    CORS takes precedence, as the platform's does in Azure) and Origin is merged into its Vary."""
+    out = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+    vary = [v for k, v in cors if k == "Vary"]
+    if vary:
+        existing = [v for k, v in out if k.lower() == "vary"]
+        names = dict.fromkeys(n.strip() for v in [*existing, *vary] for n in v.split(",") if n.strip())
+        out = [(k, v) for k, v in out if k.lower() != "vary"]
+        cors = [(k, v) for k, v in cors if k != "Vary"] + [("Vary", ", ".join(names))]
+    return out + cors
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -263,6 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     protocol_version = "HTTP/1.1"
+    _cors: list[tuple[str, str]]  # the CORS headers of the answer being made, set per request
 
     def do_GET(self) -> None:
         started = time.monotonic()
@@ -277,15 +403,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> int:
         devhost = self.server.devhost
+        self._cors = response_headers(devhost.cors, self.headers.get("origin"))
         if "transfer-encoding" in self.headers:
             return self._send_json(411, {"error": "send the body with a Content-Length, not chunked"}, close=True)
         try:
             length = int(self.headers.get("content-length") or 0)
         except ValueError:
             return self._send_json(400, {"error": "Content-Length is not a number"}, close=True)
-        if length > MAX_BODY_BYTES or length < 0:
+        if length > devhost.max_body_bytes or length < 0:
+            most = devhost.max_body_bytes
             return self._send_json(
-                413, {"error": f"request body is {length:,} bytes; the most accepted is {MAX_BODY_BYTES:,}"}, close=True
+                413, {"error": f"request body is {length:,} bytes; the most accepted is {most:,}"}, close=True
             )
         body = self.rfile.read(length)
         url = urlsplit(self.path)
@@ -293,6 +421,8 @@ class _Handler(BaseHTTPRequestHandler):
         found = devhost.find_route(url.path)
         if not found:
             return self._send_json(404, {"error": f"no function is served at {url.path}"})
+        if is_preflight(self.command, self.headers):  # before the method and key checks: a preflight has no key
+            return self._preflight([route for route, _ in found])
         chosen = next(((r, m) for r, m in found if r.methods is None or self.command in r.methods), None)
         if chosen is None:
             allowed = ", ".join(sorted(set().union(*(r.methods or () for r, _ in found))))
@@ -305,6 +435,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not devhost.authorized(route, self.headers.get("x-functions-key") or params.get("code")):
             return self._send_json(401, {"error": "this function needs a key: x-functions-key header or ?code="})
         return self._call(route, match, url.geturl(), params, body)
+
+    def _preflight(self, routes: list[HttpRoute]) -> int:
+        """Answer a CORS preflight here, as Azure's platform CORS does: 204, no body, Allow-* when allowed."""
+        requested = self.headers.get("access-control-request-headers")
+        self._cors = preflight_headers(self.server.devhost.cors, self.headers["origin"], routes, requested)
+        return self._send(204, b"", [])
 
     def _call(self, route: HttpRoute, match: re.Match[str], target: str, params: dict[str, str], body: bytes) -> int:
         import azure.functions as func
@@ -347,13 +483,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(status, json.dumps(body).encode(), out)
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> int:
+        """Send one answer with the host's CORS headers; a 204 or 304 has neither body nor Content-Length."""
         self.send_response(status)
-        for key, value in headers:
+        for key, value in with_cors(headers, self._cors):
             if key.lower() not in ("content-length", "transfer-encoding"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
+        bodyless = status in (204, 304)
+        if not bodyless:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and not bodyless:
             self.wfile.write(body)
         return status
 
@@ -620,6 +759,9 @@ class DevHost:
         app_dir = Path(app_dir)
         self.local_settings = load_local_settings(app_dir)
         self.settings = Settings.from_env()
+        self.cors = CorsPolicy.parse(self.settings.cors_allowed_origins)
+        # The Functions host takes bodies up to 100 MB; this one, enough for gpz-ml's genes (MAX_INPUT_BYTES as JSON).
+        self.max_body_bytes = max(MAX_BODY_BYTES, 2 * self.settings.max_input_bytes)
         self.config = HostConfig.load(app_dir / "host.json")
         self.routes: list[HttpRoute] = []
         triggers: list[QueueTrigger] = []
@@ -700,6 +842,7 @@ class DevHost:
             log.warning("  %s: not served (mljob serve runs HTTP and queue triggers only)", skipped)
         if self.settings.function_key is None and any(r.auth_level != "anonymous" for r in self.routes):
             log.warning("MLJOB_FUNCTION_KEY is not set: FUNCTION-level routes are open, as under `func start`")
+        log.info("%s", self.cors.describe())
         threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
         self._started = True
         for listener in self.listeners:
