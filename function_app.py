@@ -29,7 +29,7 @@ def _answer(answer: Answer) -> func.HttpResponse:
 
 @app.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def enqueue(req: func.HttpRequest) -> func.HttpResponse:
-    """Queue jobs: {"jobname": "x"}, {"jobid": "x"} or {"jobnames": ["x", "y"]}, optional "rerun": true."""
+    """Queue jobs: {"jobname": "x"}, {"jobid": "x"}, {"jobnames": ["x", "y"]} or {"jobids": [...]}, optional "rerun"."""
     from mljob import api
 
     return _answer(api.enqueue(req.get_body(), Settings.from_env()))

@@ -40,9 +40,18 @@ _HOMES = {
     "ServiceUnavailable": "mljob.errors",
     "QueueUnavailable": "mljob.errors",
     "LaunchError": "mljob.errors",
+    "UsageError": "mljob.errors",
+    "LegacyJobFolder": "mljob.errors",
+    "RequestTooLarge": "mljob.errors",
+    "TooManyWaiting": "mljob.errors",
+    "ShareError": "mljob.errors",
+    "ShareUnreachable": "mljob.errors",
+    "UploadFailed": "mljob.errors",
+    "DevHostError": "mljob.errors",
 }
 
 __all__ = [*_HOMES, "__version__"]
+
 
 def __getattr__(name: str) -> Any:
     if name not in _HOMES:

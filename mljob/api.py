@@ -61,7 +61,7 @@ def error_answer(exc: Exception) -> Answer:
 def parse_body(body: bytes) -> dict[str, Any]:
     """A JSON object from a request body (Content-Type is not required); InvalidInput otherwise."""
     if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput(f"request body is {len(body):,} bytes; the most accepted is {MAX_BODY_BYTES:,}")
+        raise RequestTooLarge(f"request body is {len(body):,} bytes; the most accepted is {MAX_BODY_BYTES:,}")
     if not body.strip():
         raise InvalidInput('request body is empty; send JSON like {"jobname": "mygenes-8e3jt5kz"}')
     try:

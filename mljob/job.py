@@ -62,14 +62,15 @@ def validate_jobnames(names: Iterable[object]) -> list[str]:
 
 
 def jobnames_from(data: object, *, what: str, lists: bool = True, also: Collection[str] = ()) -> list[str]:
-    """The job names a JSON object names: "jobname" or "jobid" (one), or "jobnames" (a list) when `lists`.
+    """The job names a JSON object names: "jobname" or "jobid" (one), or, when `lists`, "jobnames" or "jobids" (a list).
 
-    `what` names the object in messages ("request body", "queue message"); keys other than these and
-    `also` are refused. InvalidInput says what is wrong (the HTTP API, the job queue's messages and
-    testfn all read names through here).
+    "jobids" is another name for "jobnames" (the 2023 GenePlexus web app sends either). `what` names the
+    object in messages ("request body", "queue message"); keys other than these and `also` are refused.
+    InvalidInput says what is wrong (the HTTP API, the job queue's messages and testfn all read names
+    through here).
     """
-    keys = ("jobname", "jobid", "jobnames") if lists else ("jobname", "jobid")
-    choice = '"jobname", "jobid" or "jobnames"' if lists else '"jobname" or "jobid"'
+    keys = ("jobname", "jobid", "jobnames", "jobids") if lists else ("jobname", "jobid")
+    choice = '"jobname", "jobid", "jobnames" or "jobids"' if lists else '"jobname" or "jobid"'
     if not isinstance(data, dict):
         raise InvalidInput(f'{what} must be a JSON object like {{"jobname": "..."}}, got a {json_type(data)}')
     unknown = sorted(str(key) for key in set(data) - set(keys) - set(also))
@@ -79,13 +80,14 @@ def jobnames_from(data: object, *, what: str, lists: bool = True, also: Collecti
     given = [key for key in keys if key in data]
     if len(given) != 1:
         raise InvalidInput(f"{what}: give exactly one of {choice}")
-    if given[0] != "jobnames":
-        return [validate_jobname(data[given[0]])]
-    names = data["jobnames"]
+    key = given[0]
+    if key in ("jobname", "jobid"):
+        return [validate_jobname(data[key])]
+    names = data[key]
     if not isinstance(names, list) or not names:
-        raise InvalidInput('"jobnames" must be a non-empty list of job names')
+        raise InvalidInput(f'"{key}" must be a non-empty list of job names')
     if len(names) > MAX_JOBS_PER_CALL:
-        raise InvalidInput(f'"jobnames" lists {len(names):,} jobs; the most in one call is {MAX_JOBS_PER_CALL:,}')
+        raise InvalidInput(f'"{key}" lists {len(names):,} jobs; the most in one call is {MAX_JOBS_PER_CALL:,}')
     return validate_jobnames(names)
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mljob.errors import InvalidInput, JobExists, JobNotFound, PathEscape
+from mljob.errors import InvalidInput, JobExists, JobNotFound, LegacyJobFolder, PathEscape
 from mljob.job import JobConfig, parse_config, parse_genes, validate_jobname
 from mljob.status import JobStatus, Progress, State
 
@@ -27,6 +27,11 @@ LOG_FILE = "job.log"
 LEASE_FILE = "run.lock"
 JOB_INFO_FILE = "job_info.json"
 RESULTS_DIR = "results"
+# the 2023 GenePlexus web app's own job folders: <job>_job_config.json, <job>_geneset.txt, <job>_jobstatus
+LEGACY_CONFIG_SUFFIX = "_job_config.json"
+LEGACY_STATUS_SUFFIX = "_jobstatus"
+LEGACY_FAILED = "Failed"  # the text its pages read as a failure
+LEGACY_COMPLETED = "Completed"
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
 
@@ -167,11 +172,44 @@ class ResultsFileStore:
         """The job's validated config; InvalidInput names what is wrong with it."""
         path = self._file(jobname, CONFIG_FILE)
         if not path.is_file():
+            if self.is_legacy_folder(jobname):
+                raise LegacyJobFolder(
+                    f"job {jobname} is a job folder of the 2023 GenePlexus web app ({jobname}{LEGACY_CONFIG_SUFFIX} "
+                    f"with GenePlexus 1.x parameters); mljob runs GenePlexus 3 job folders ({CONFIG_FILE}, "
+                    f"{GENES_FILE}): see docs/web-app.md"
+                )
             raise InvalidInput(f"job {jobname} has no {CONFIG_FILE}")
         config = parse_config(path.read_bytes())
         if config.jobname != jobname:
             raise InvalidInput(f"{CONFIG_FILE} of job {jobname} names another job ({config.jobname})")
         return config
+
+    def is_legacy_folder(self, jobname: str) -> bool:
+        """True for a job folder of the 2023 GenePlexus web app: `<job>_job_config.json` and no job_config.json."""
+        if self._file(jobname, CONFIG_FILE).is_file():
+            return False
+        return self._file(jobname, f"{jobname}{LEGACY_CONFIG_SUFFIX}").is_file()
+
+    def mark_legacy_failed(self, jobname: str) -> bool:
+        """Write `Failed` into `<job>_jobstatus` of a 2023 web-app job folder (its pages read that file).
+
+        Only for such a folder (`is_legacy_folder`); the rest of the folder is left alone and no status.json
+        is made. A `Completed` status (a job the app's own runner finished) is kept: returns False then,
+        True when `Failed` was written. PathEscape when the file is a link (nothing is written through it).
+        """
+        if not self.is_legacy_folder(jobname):
+            raise InvalidInput(f"job {jobname} is not a job folder of the 2023 GenePlexus web app")
+        name = f"{jobname}{LEGACY_STATUS_SUFFIX}"
+        path = self._file(jobname, name)
+        if path.exists() and not path.is_file():
+            raise InvalidInput(f"{name} in job {jobname} is not a file; refused")
+        if path.is_file():
+            with path.open("rb") as handle:
+                current = handle.read(100).decode("utf-8", errors="replace").strip()
+            if current == LEGACY_COMPLETED:
+                return False
+        atomic_write(path, LEGACY_FAILED)
+        return True
 
     def write_config(self, config: JobConfig) -> None:
         """Replace the config of an existing job."""

@@ -4,6 +4,7 @@ Every job is checked before anything is written (a valid name, a folder with a v
 list, not queued, running or completed unless it is a re-run); then each job is marked `queued` and
 its message sent (in that order, so a worker that receives a message always finds its job queued).
 When a send fails, the messages already sent are withdrawn and every status is put back.
+A job folder of the 2023 GenePlexus web app is refused, and its own status file says `Failed`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mljob.errors import InvalidInput, JobNotFound, JobNotReady, QueueUnavailable
+from mljob.errors import InvalidInput, JobNotFound, JobNotReady, LegacyJobFolder, MljobError, QueueUnavailable
 from mljob.job import validate_jobnames
 from mljob.queue import JobQueue, Sent
-from mljob.results_store import ResultsFileStore
+from mljob.results_store import LEGACY_FAILED, LEGACY_STATUS_SUFFIX, ResultsFileStore
 from mljob.status import State
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,11 @@ def enqueue(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str], *
     JobNotReady (a job is queued, running or completed and `rerun` is false) before anything is
     written, and QueueUnavailable when a message cannot be sent: the messages already sent are
     withdrawn and every status is put back (a message that cannot be withdrawn is named).
+    A job folder of the 2023 GenePlexus web app (LegacyJobFolder) is the one write of a refused call:
+    its `<job>_jobstatus` is set to `Failed`, which that app's pages read.
     """
     names = validate_jobnames(jobnames)
-    previous = {name: _check_job(store, name, rerun) for name in names}
+    previous = _check_jobs(store, names, rerun)
     marked: list[str] = []
 
     def mark_and_send(name: str) -> Sent:
@@ -51,6 +54,39 @@ def enqueue(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str], *
         raise error
     log.info("enqueued %d job(s) on queue %s: %s", len(names), queue.name, ", ".join(names))
     return names
+
+
+def _check_jobs(store: ResultsFileStore, names: list[str], rerun: bool) -> dict[str, bytes | None]:
+    """Check every job (see `_check_job`); raise the first job's error, after marking each 2023 web-app folder failed.
+
+    Every job is checked even after one fails, so that each 2023 web-app folder the call names learns that
+    it failed, whatever else the call holds. Returns each job's status.json as it is.
+    """
+    previous: dict[str, bytes | None] = {}
+    errors: list[MljobError] = []
+    for name in names:
+        try:
+            previous[name] = _check_job(store, name, rerun)
+        except LegacyJobFolder as exc:
+            errors.append(_refuse_legacy(store, name, exc))
+        except MljobError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return previous
+
+
+def _refuse_legacy(store: ResultsFileStore, name: str, exc: LegacyJobFolder) -> MljobError:
+    """Write `Failed` into a 2023 web-app folder's `<job>_jobstatus` (its pages read it); the error to report."""
+    status_file = f"{name}{LEGACY_STATUS_SUFFIX}"
+    try:
+        written = store.mark_legacy_failed(name)
+    except MljobError as write_error:  # e.g. PathEscape: the status file is a link; nothing was written
+        return write_error
+    if written:
+        log.warning("job %s refused: a job folder of the 2023 web app; %s set to %s", name, status_file, LEGACY_FAILED)
+        return LegacyJobFolder(f"{exc}; {status_file} now reads {LEGACY_FAILED}; nothing was enqueued")
+    return LegacyJobFolder(f"{exc}; {status_file} says the job completed and was left as it is; nothing was enqueued")
 
 
 def _check_job(store: ResultsFileStore, name: str, rerun: bool) -> bytes | None:

@@ -50,7 +50,7 @@ class Host:
     def ml(self, headers: dict[str, str] | None = None, stream: bool = False, **fields) -> requests.Response:
         """POST /api/gpz-ml as the web app does (Human, STRING, Combined unless `fields` say otherwise)."""
         request = {"name": "web test", "negatives": [], "sp_trn": "Human", "sp_res": "Human", "net_type": "STRING"}
-        request.update(gsc="Combined", **fields)
+        request.update({"gsc": "Combined", **fields})
         return requests.post(f"{self.url}/gpz-ml", json=request, headers=headers, stream=stream, timeout=180)
 
     def stop(self) -> None:

@@ -40,7 +40,7 @@ CASES = [
     # (method, path, body, status, text in the error)
     ("POST", "/api/enqueue", b"not json", 400, "request body is not JSON"),
     ("POST", "/api/enqueue", b"", 400, "request body is empty"),
-    ("POST", "/api/enqueue", b"x" * 1_200_000, 413, "request body is 1,200,000 bytes"),  # the host refuses it first
+    ("POST", "/api/enqueue", b"x" * 1_200_000, 413, "request body is 1,200,000 bytes"),  # refused before parsing
     (
         "POST",
         "/api/enqueue",
