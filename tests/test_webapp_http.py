@@ -23,6 +23,7 @@ from mljob.queue import JobQueue
 from mljob.results_store import ResultsFileStore
 
 pytestmark = pytest.mark.slow
+FRONT_END = "http://localhost:5173"  # Vite's dev server
 
 
 class Host:
@@ -59,8 +60,8 @@ class Host:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, azurite, data_path):
-    """Default web settings (WEB_WAIT_SECONDS 200) on the small synthetic data."""
-    server = Host(tmp_path_factory.mktemp("web"), azurite, data_path)
+    """Default web settings (WEB_WAIT_SECONDS 200) on the small synthetic data; the front end's dev origin allowed."""
+    server = Host(tmp_path_factory.mktemp("web"), azurite, data_path, CORS_ALLOWED_ORIGINS=FRONT_END)
     yield server
     server.stop()
 
@@ -94,6 +95,25 @@ def test_convert_ids_over_http(host, demo_genes):
     bad = requests.post(f"{host.url}/gpz-convert-ids", data=b"{", timeout=60)
     assert bad.status_code == 400 and "not JSON" in bad.json()["message"]
     assert list(host.jobs.iterdir()) == []  # no job
+
+
+def test_the_browser_may_call_from_an_allowed_origin_only(host, demo_genes):
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    for route in ("gpz-convert-ids", "gpz-ml"):
+        allowed = requests.options(f"{host.url}/{route}", headers={"Origin": FRONT_END, **preflight}, timeout=30)
+        assert allowed.status_code == 204 and allowed.headers["Access-Control-Allow-Origin"] == FRONT_END
+        assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
+        other = requests.options(
+            f"{host.url}/{route}", headers={"Origin": "https://evil.example", **preflight}, timeout=30
+        )
+        assert other.status_code == 204 and "Access-Control-Allow-Origin" not in other.headers
+    request = {"genes": demo_genes, "sp_trn": "Human"}
+    answer = requests.post(f"{host.url}/gpz-convert-ids", json=request, headers={"Origin": FRONT_END}, timeout=60)
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == FRONT_END
+    elsewhere = requests.post(
+        f"{host.url}/gpz-convert-ids", json=request, headers={"Origin": "https://evil.example"}, timeout=60
+    )
+    assert "Access-Control-Allow-Origin" not in elsewhere.headers
 
 
 # --- gpz-ml: the contract ---------------------------------------------------------------------------------------
