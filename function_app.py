@@ -51,6 +51,14 @@ def job_status(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(api.job_status(req.route_params.get("jobname", ""), Settings.from_env()))
 
 
+@app.route(route="jobs/{jobname}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Cancel a job: created or queued at once; running within seconds, on whichever instance runs it."""
+    from mljob import api
+
+    return _answer(api.cancel(req.route_params.get("jobname", ""), Settings.from_env()))
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Versions and whether DATA_PATH and JOBS_PATH are reachable."""

@@ -160,6 +160,28 @@ variable "callback_allowed_hosts" {
   }
 }
 
+variable "job_timeout_seconds" {
+  description = "JOB_TIMEOUT_SECONDS: a run going past this is stopped and ends `timeout`. Keep it below 3600 (Elastic Premium grants a running execution 60 minutes during scale-in) and below host.json's functionTimeout (2 h)."
+  type        = number
+  default     = 3000
+
+  validation {
+    condition     = var.job_timeout_seconds >= 1 && var.job_timeout_seconds < 3600 && floor(var.job_timeout_seconds) == var.job_timeout_seconds
+    error_message = "The job_timeout_seconds must be a whole number from 1 to 3599: Elastic Premium gives a run at most 60 minutes during scale-in."
+  }
+}
+
+variable "job_memory_mb" {
+  description = "JOB_MEMORY_MB: most resident memory of a job's process (the warm data cache included), in MB; 0 = no limit of mljob's own."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.job_memory_mb >= 0 && floor(var.job_memory_mb) == var.job_memory_mb
+    error_message = "The job_memory_mb must be a whole number of at least 0."
+  }
+}
+
 variable "web_wait_seconds" {
   description = "WEB_WAIT_SECONDS: how long POST /api/gpz-ml waits for its job before answering 202 (< 230 s, Azure's HTTP limit)."
   type        = number

@@ -119,6 +119,20 @@ def run_now(jobname: str | None, body: bytes, settings: Settings) -> Answer:
     return 200, final.model_dump(mode="json")
 
 
+def cancel(jobname: str, settings: Settings) -> Answer:
+    """POST /api/jobs/{jobname}/cancel: 200 with the cancelled status, 202 while its run stops, 409 when finished."""
+    from mljob.lifecycle import cancel_job
+
+    try:
+        status = cancel_job(ResultsFileStore.from_settings(settings), jobname, settings)
+    except Exception as exc:  # every error becomes a JSON answer
+        return error_answer(exc)
+    answer = status.model_dump(mode="json")
+    if status.status is State.CANCELLED:
+        return 200, answer
+    return 202, {**answer, "message": "cancel requested: the run stops within seconds"}
+
+
 def health(settings: Settings) -> Answer:
     """GET /api/health: versions and whether DATA_PATH and JOBS_PATH are reachable folders."""
     paths = {

@@ -59,12 +59,35 @@ class JobBusy(JobNotReady):
     """A live run elsewhere holds the job's run lease; it is not started twice."""
 
 
-class JobCompleted(JobNotReady):
-    """The job is completed and the caller asked not to run a completed job again (a redelivered message)."""
+class JobFinished(JobNotReady):
+    """The job is completed or cancelled, and the caller asked not to run it again (a redelivered message)."""
 
 
 class JobError(MljobError):
     """A job cannot succeed as asked; retrying will not help (bad config, too few genes, no data)."""
+
+
+# --- job control: how a supervised run ended, other than by completing (see mljob/supervisor.py) ---------
+
+
+class RunOutOfMemory(JobError):
+    """The job's process went over JOB_MEMORY_MB, or the kernel's OOM killer stopped it: failed, not retried."""
+
+
+class RunTimedOut(MljobError):
+    """The run went past JOB_TIMEOUT_SECONDS and was stopped: final state `timeout`, not retried."""
+
+
+class RunCancelled(MljobError):
+    """The run was stopped because someone cancelled the job: final state `cancelled`."""
+
+
+class JobProcessDied(MljobError):
+    """The job's process died of a signal (a crash in a native library, a kill from outside): retried."""
+
+
+class JobWorkFailed(MljobError):
+    """The job's work raised an unexpected error in its process (details in job.log): retried."""
 
 
 # --- services mljob talks to (HTTP 503, CLI exit 3) ---------------------------------------------------

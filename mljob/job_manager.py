@@ -10,15 +10,18 @@ from mljob.job import JobConfig, new_jobname, parse_config, parse_genes, validat
 from mljob.launcher import Launcher
 from mljob.results import TOP_GENES_FILE
 from mljob.results_store import ResultsFileStore
+from mljob.settings import Settings
 from mljob.status import JobStatus, State
 
 
 class JobManager:
     """The app's one handle on jobs: `submit`, `launch`, `status`, `top_genes`."""
 
-    def __init__(self, store: ResultsFileStore, launcher: Launcher):
+    def __init__(self, store: ResultsFileStore, launcher: Launcher, settings: Settings | None = None):
+        """`settings` (default: the documented defaults) give cancel its lease staleness and callback hosts."""
         self.store = store
         self.launcher = launcher
+        self.settings = settings or Settings()
 
     def submit(
         self,
@@ -49,6 +52,12 @@ class JobManager:
         """Hand an existing job to the launcher."""
         self.store.require_job(jobname)
         return self.launcher.launch(jobname)
+
+    def cancel(self, jobname: str) -> JobStatus:
+        """Cancel the job (see `mljob.lifecycle.cancel_job`): `cancelled`, or `running` while its run stops."""
+        from mljob.lifecycle import cancel_job
+
+        return cancel_job(self.store, jobname, self.settings)
 
     def status(self, jobname: str) -> JobStatus:
         """The job's current status."""

@@ -34,6 +34,7 @@ class RunLease:
         self.jobname = jobname
         self.stale_after = stale_after
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.process: int | None = None  # the job process doing the run's work, once known
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -84,12 +85,24 @@ class RunLease:
         if (self._read() or {}).get("owner") == self.owner:
             self.path.unlink(missing_ok=True)
 
+    def note_process(self, pid: int) -> None:
+        """Record in the lease which job process does the run's work (for operators, and to stop it by hand)."""
+        self.process = pid
+        if (self._read() or {}).get("owner") == self.owner:
+            atomic_write(self.path, self._record())
+
     def holder(self) -> str | None:
         """Who holds the lease now (owner string), if anyone."""
         return (self._read() or {}).get("owner")
 
     def _record(self) -> str:
-        record = {"owner": self.owner, "pid": os.getpid(), "heartbeat": time.time(), "stale_after": self.stale_after}
+        record = {
+            "owner": self.owner,
+            "pid": os.getpid(),
+            "process": self.process,
+            "heartbeat": time.time(),
+            "stale_after": self.stale_after,
+        }
         return json.dumps(record)
 
     def _create(self) -> bool:

@@ -1,9 +1,11 @@
 """The life of one run of a job: the only code that writes a run's status transitions and sends its callback.
 
-    queued/created -> running (attempt n, progress per step) -> completed | failed
-                                                             -> queued again ("try n failed ...; it will be
-                                                                retried"), when the caller's policy retries
+    queued/created -> running (attempt n; progress per step, written by the job process)
+        -> completed | failed | timeout (JOB_TIMEOUT_SECONDS) | cancelled (a cancel request)
+        -> queued again ("try n failed ...; it will be retried"), when the caller's policy retries
 
+The GenePlexus work runs in a supervised job process (mljob.supervisor); this module turns how that
+ended into the job's final state, sends the callback once for it, and leaves no partial results behind.
 Every entry point (the queue worker, testfn, `mljob run`, LocalLauncher, `run_geneplexus`) calls `run_job`
 with the settings it read and a `RunPolicy`; none of them decides a final state itself.
 """
@@ -11,20 +13,23 @@ with the settings it read and a `RunPolicy`; none of them decides a final state 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mljob
-from mljob import callback, manifest
-from mljob.errors import InvalidInput, JobCompleted, JobError, PathEscape
+from mljob import callback, supervisor
+from mljob.errors import (
+    InvalidInput,
+    JobError,
+    JobFinished,
+    JobNotReady,
+    PathEscape,
+    RunCancelled,
+    RunTimedOut,
+)
+from mljob.job_log import job_log
 from mljob.lease import RunLease
-from mljob.pipeline import STEP_PERCENT, run_pipeline, save_class
-from mljob.report import REPORT_FILE, ReportData, render_report
-from mljob.results import write_web_files
-from mljob.results_store import ResultsFileStore, atomic_write
+from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import JobStatus, Progress, State
 
@@ -33,28 +38,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunPolicy:
-    """What the caller wants from a run beyond running it: retries, waiting for a lease, skipping a completed job.
+    """What the caller wants from a run beyond running it: retries, waiting for a lease, skipping finished jobs.
 
     With `max_tries` 1 (the default: `mljob run`, testfn, LocalLauncher) an unexpected error ends the
     job `failed` at once. The queue worker passes its dequeue count and maxDequeueCount: an unexpected
     error before the last try puts the job back to `queued` and is re-raised (the queue redelivers); on
     the last try the job ends `failed` and the error is re-raised (the message goes to the poison queue).
+    Timeouts, cancels and running out of memory are final under every policy.
     """
 
     try_number: int = 1
     max_tries: int = 1
     lease_wait: float = 0.0  # seconds to wait for a run lease another run holds
-    skip_completed: bool = False  # JobCompleted instead of running a completed job again
+    skip_finished: bool = False  # JobFinished instead of running a completed or cancelled job again
 
     @classmethod
     def queue(cls, dequeue_count: int, max_dequeue_count: int, settings: Settings) -> RunPolicy:
-        """The queue worker's policy: retry until maxDequeueCount, never run a completed job twice, and wait
-        past the lease's staleness for a held lease (a live duplicate finishes; a dead run's lease goes stale)."""
+        """The queue worker's policy: retry until maxDequeueCount, never run a completed or cancelled job, and
+        wait past the lease's staleness for a held lease (a live duplicate finishes; a dead run's goes stale)."""
         return cls(
             try_number=dequeue_count,
             max_tries=max_dequeue_count,
             lease_wait=settings.lease_stale_seconds * 1.5,
-            skip_completed=True,
+            skip_finished=True,
         )
 
     @property
@@ -67,34 +73,88 @@ class RunPolicy:
 
 
 ONCE = RunPolicy()
+CANCEL_WAIT_SECONDS = 15.0  # how long a cancel request waits for a running job to stop
+_SKIPPED = frozenset({State.COMPLETED, State.CANCELLED})
 
 
 def run_job(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunPolicy = ONCE) -> JobStatus:
-    """Run `jobname` once under its run lease and return its final status (completed or failed, with a reason).
+    """Run `jobname` once under its run lease and return its final status.
 
-    Raises JobNotFound (no such job), JobBusy (a live run holds its lease), JobCompleted (completed, and
-    the policy skips completed jobs), or, when the policy retries, the run's unexpected error (see RunPolicy).
-    A job folder tampered with (a link out of it) ends `failed` when its status can still be written.
+    Raises JobNotFound (no such job), JobBusy (a live run holds its lease), JobFinished (completed or
+    cancelled, and the policy skips those), or, when the policy retries, the run's unexpected error (see
+    RunPolicy). A job folder tampered with (a link out of it) ends `failed` when its status can still be
+    written. A job cancelled before its run starts ends `cancelled` without running.
     """
     store.require_job(jobname)
     try:
-        _refuse_completed(store, jobname, policy)
+        _refuse_finished(store, jobname, policy)
         lease = RunLease.from_settings(store, jobname, settings)
     except PathEscape as exc:
         return _tampered(store, jobname, exc, settings)
     if not lease.acquire(wait=policy.lease_wait):
         raise lease.busy()
     try:
-        _refuse_completed(store, jobname, policy)  # finished by another run between the check and the lease
-        return _run(store, jobname, settings, policy)
+        _refuse_finished(store, jobname, policy)  # finished by another run between the check and the lease
+        if store.cancel_requested(jobname):
+            return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings)
+        return _run(store, jobname, settings, policy, lease)
     except PathEscape as exc:
         return _tampered(store, jobname, exc, settings)
     finally:
         lease.release()
 
 
-def _refuse_completed(store: ResultsFileStore, jobname: str, policy: RunPolicy) -> None:
-    if not policy.skip_completed:
+def cancel_job(store: ResultsFileStore, jobname: str, settings: Settings) -> JobStatus:
+    """Cancel a job; returns its status: `cancelled`, or still `running` while its run stops (within seconds).
+
+    A created or queued job becomes `cancelled` at once (its queue message is dropped when it comes). A
+    running job gets a cancel marker in its folder, which its run sees wherever it runs; this waits up to
+    CANCEL_WAIT_SECONDS for it to end. Cancelling a cancelled job answers the same again. JobNotReady for a
+    job that has completed, failed or timed out (it stays as it is); JobNotFound for an unknown job.
+    """
+    store.require_job(jobname)
+    status = _status(store, jobname)
+    if status is not None and status.is_final:
+        return _cancelled_or_refused(status)
+    store.request_cancel(jobname)
+    lease = RunLease.from_settings(store, jobname, settings)
+    if lease.acquire():  # no run in progress: created, queued, or a dead run's stale lease
+        try:
+            status = _status(store, jobname)
+            if status is None or not status.is_final:
+                with job_log(store, jobname):
+                    return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings)
+            store.clear_cancel(jobname)
+        finally:
+            lease.release()
+    else:  # a run holds the lease: it sees the marker within CANCEL_CHECK_SECONDS and stops
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while (status := _status(store, jobname)) is None or not status.is_final:
+            if time.monotonic() >= deadline:
+                return status or store.read_status(jobname)
+            time.sleep(0.25)
+    return _cancelled_or_refused(store.read_status(jobname))
+
+
+def _cancelled_or_refused(status: JobStatus) -> JobStatus:
+    if status.status is State.CANCELLED:
+        return status
+    raise JobNotReady(
+        f"job {status.jobname} is {status.status.value}: only a created, queued or running job can be cancelled"
+    )
+
+
+def _status(store: ResultsFileStore, jobname: str) -> JobStatus | None:
+    try:
+        return store.read_status(jobname)
+    except PathEscape:
+        raise
+    except InvalidInput:  # missing or corrupt: started anew by the next write
+        return None
+
+
+def _refuse_finished(store: ResultsFileStore, jobname: str, policy: RunPolicy) -> None:
+    if not policy.skip_finished:
         return
     try:
         status = store.read_status(jobname)
@@ -102,83 +162,68 @@ def _refuse_completed(store: ResultsFileStore, jobname: str, policy: RunPolicy) 
         raise
     except InvalidInput:
         return
-    if status.status is State.COMPLETED:
-        raise JobCompleted(f"job {jobname} is completed already")
+    if status.status in _SKIPPED:
+        raise JobFinished(f"job {jobname} is {status.status.value} already")
 
 
-def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunPolicy) -> JobStatus:
+def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunPolicy, lease: RunLease) -> JobStatus:
     try:
         attempt = store.read_status(jobname).attempt + 1
     except PathEscape:
         raise
     except InvalidInput:
         attempt = 1
-    with _job_log(store, jobname):
+    with job_log(store, jobname):
         store.update_status(
             jobname, State.RUNNING, f"run {attempt} started", attempt=attempt, progress=Progress(step="starting")
         )
-        log.info(
-            "job %s: run %d started (mljob %s, data cache %s)",
-            jobname,
-            attempt,
-            mljob.__version__,
-            f"{settings.data_cache_mb} MB" if settings.data_cache_mb else "off",
-        )
+        log.info("job %s: run %d started (mljob %s, %s)", jobname, attempt, mljob.__version__, _limits(settings))
         try:
-            summary = _complete(store, jobname, settings)
-        except (JobError, InvalidInput) as exc:
-            log.error("job %s failed: %s", jobname, exc)
-            final = store.update_status(jobname, State.FAILED, str(exc))
-        except Exception as exc:
-            log.exception("job %s: run %d failed with an unexpected error", jobname, attempt)
-            error = f"{type(exc).__name__}: {exc}"
+            summary = supervisor.run(store, jobname, settings, on_process=lease.note_process)
+        except RunTimedOut as exc:
+            return _end(store, jobname, State.TIMEOUT, str(exc), settings)
+        except RunCancelled as exc:
+            return _end(store, jobname, State.CANCELLED, str(exc), settings)
+        except (JobError, InvalidInput) as exc:  # bad input, too few genes, out of memory: a retry cannot help
+            return _end(store, jobname, State.FAILED, str(exc), settings)
+        except KeyboardInterrupt:  # `mljob run` stopped with Ctrl-C: the job process is gone
+            _end(store, jobname, State.CANCELLED, "stopped with Ctrl-C while it ran; no results were kept", settings)
+            raise
+        except Exception as exc:  # the job process died, or the work raised: the retry policy decides
+            log.error("job %s: run %d failed: %s", jobname, attempt, exc)
+            reason = f"unexpected error ({type(exc).__name__}: {exc}); details are in job.log"
             if policy.retries and not policy.last_try:
-                reason = f"unexpected error ({error}); details are in job.log"
+                _clean(store, jobname)
                 store.update_status(jobname, State.QUEUED, f"try {attempt} failed: {reason}; it will be retried")
                 raise
             if policy.retries:
-                reason = f"failed on each of {policy.try_number} tries; last error: {error} (details are in job.log)"
-            else:
-                reason = f"unexpected error ({error}); details are in job.log"
-            final = store.update_status(jobname, State.FAILED, reason)
-            _notify(store, final, settings)
+                reason = f"failed on each of {policy.try_number} tries; last error: {type(exc).__name__}: {exc}"
+                reason += " (details are in job.log)"
+            _end(store, jobname, State.FAILED, reason, settings)
             if policy.retries:
                 raise
-            return final
-        else:
-            final = store.update_status(jobname, State.COMPLETED, summary, progress=Progress(step="done", percent=100))
-            log.info("job %s completed: %s", jobname, summary)
+            return store.read_status(jobname)
+        final = store.update_status(jobname, State.COMPLETED, summary, progress=Progress(step="done", percent=100))
+        store.clear_cancel(jobname)  # a cancel that came too late: the job completed
+        log.info("job %s completed: %s", jobname, summary)
         _notify(store, final, settings)
     return final
 
 
-def _complete(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
-    """Read the inputs, run the pipeline, store results/ and job_info.json; returns the completed message."""
-    config = store.read_config(jobname)
-    genes = store.read_genes(jobname)
-    negatives = store.read_negatives(jobname)
+def _end(store: ResultsFileStore, jobname: str, state: State, message: str, settings: Settings) -> JobStatus:
+    """A final state other than completed: no results are kept, the cancel marker goes, the callback is sent."""
+    _clean(store, jobname)
+    final = store.update_status(jobname, state, message)
+    store.clear_cancel(jobname)
+    (log.warning if state is State.CANCELLED else log.error)("job %s %s: %s", jobname, state.value, message)
+    _notify(store, final, settings)
+    return final
+
+
+def _clean(store: ResultsFileStore, jobname: str) -> None:
+    """Remove what a stopped or failed run may have left: staging folders, temporary files, results/ and job_info."""
+    store.discard_partial(jobname)
     store.discard_results(jobname)
-    if settings.data_path is None:
-        raise JobError("the server cannot run jobs: DATA_PATH, the folder of the GenePlexus backend data, is not set")
-    data_path = settings.data_path
-
-    def progress(step: str, percent: int) -> None:
-        store.update_status(jobname, State.RUNNING, step, progress=Progress(step=step, percent=percent))
-
-    result = run_pipeline(config, genes, negatives, data_path, on_step=progress, cache_mb=settings.data_cache_mb)
-    progress("saving", STEP_PERCENT["saving"])
-    saving = time.perf_counter()
-    with store.staging_results(jobname) as staging:
-        save_class(result.gp, staging)
-        web = write_web_files(result.gp, staging, top=config.num_nodes)
-        info = manifest.job_info(result)
-        report = render_report(ReportData.from_web(config.model_dump(mode="json"), info, web))
-        atomic_write(staging / REPORT_FILE, report)
-    info["seconds"]["saving"] = round(time.perf_counter() - saving, 4)
-    info["total_seconds"] = round(time.time() - result.started, 3)
-    info["result_files"] = store.list_results(jobname)
-    store.write_job_info(jobname, info)
-    return manifest.summary(info)
 
 
 def _tampered(store: ResultsFileStore, jobname: str, exc: PathEscape, settings: Settings) -> JobStatus:
@@ -197,33 +242,7 @@ def _notify(store: ResultsFileStore, final: JobStatus, settings: Settings) -> No
     callback.notify(store, final, callback.allowed_hosts(settings.callback_allowed_hosts))
 
 
-class _ThisThread(logging.Filter):
-    """Lets through only records from the thread running this job (jobs may share a process)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread == self.thread
-
-
-@contextmanager
-def _job_log(store: ResultsFileStore, jobname: str) -> Iterator[None]:
-    """Send this thread's log lines (mljob's, geneplexus's, ...) to the job's job.log while it runs.
-
-    The handler sits on the root logger: GenePlexus resets the level of every stream handler on its
-    own logger (file handlers included), so a handler there would lose its INFO lines.
-    """
-    handler = store.log_handler(jobname)
-    handler.addFilter(_ThisThread())
-    mljob_logger = logging.getLogger("mljob")
-    if mljob_logger.level == logging.NOTSET:
-        mljob_logger.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
+def _limits(settings: Settings) -> str:
+    cache = f"data cache {settings.data_cache_mb} MB" if settings.data_cache_mb else "data cache off"
+    memory = f"memory limit {settings.job_memory_mb} MB" if settings.job_memory_mb else "no memory limit"
+    return f"{cache}, time limit {settings.job_timeout_seconds} s, {memory}"

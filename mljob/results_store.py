@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mljob.errors import InvalidInput, JobExists, JobNotFound, LegacyJobFolder, PathEscape
 from mljob.job import JobConfig, parse_config, parse_genes, validate_jobname
-from mljob.status import JobStatus, Progress, State
+from mljob.status import JobStatus, Progress, State, utcnow
 
 if TYPE_CHECKING:
     from mljob.settings import Settings
@@ -25,6 +25,7 @@ NEGATIVES_FILE = "input_negatives.txt"
 STATUS_FILE = "status.json"
 LOG_FILE = "job.log"
 LEASE_FILE = "run.lock"
+CANCEL_FILE = "cancel.request"
 JOB_INFO_FILE = "job_info.json"
 RESULTS_DIR = "results"
 # the 2023 GenePlexus web app's own job folders: <job>_job_config.json, <job>_geneset.txt, <job>_jobstatus
@@ -295,6 +296,20 @@ class ResultsFileStore:
         """The job's run lease file (run.lock), held while a run is in progress."""
         return self._file(jobname, LEASE_FILE)
 
+    # --- cancel ------------------------------------------------------------------------------
+
+    def request_cancel(self, jobname: str) -> None:
+        """Leave the cancel marker (cancel.request) that the run of the job, on whichever instance, looks for."""
+        atomic_write(self._file(jobname, CANCEL_FILE), json.dumps({"requested": utcnow().isoformat()}) + "\n")
+
+    def cancel_requested(self, jobname: str) -> bool:
+        """True while the job's cancel marker is there."""
+        return self._file(jobname, CANCEL_FILE).is_file()
+
+    def clear_cancel(self, jobname: str) -> None:
+        """Remove the cancel marker (once the job has ended, or is queued again)."""
+        self._file(jobname, CANCEL_FILE).unlink(missing_ok=True)
+
     # --- log ---------------------------------------------------------------------------------
 
     def log_path(self, jobname: str) -> Path:
@@ -337,8 +352,16 @@ class ResultsFileStore:
         """True when the job has a results/ folder."""
         return self._file(jobname, RESULTS_DIR).is_dir()
 
+    def discard_partial(self, jobname: str) -> None:
+        """Remove what a stopped run may leave: staging folders and temporary files of atomic writes."""
+        folder = self.require_job(jobname)
+        for leftover in folder.glob(f"{_STAGING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
     def discard_results(self, jobname: str) -> None:
-        """Remove results/ and job_info.json (before a re-run)."""
+        """Remove results/ and job_info.json (before a re-run, or after a run that did not complete)."""
         self._file(jobname, JOB_INFO_FILE).unlink(missing_ok=True)
         results = self._file(jobname, RESULTS_DIR)
         if results.is_dir():

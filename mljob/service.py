@@ -41,6 +41,7 @@ def enqueue(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str], *
     marked: list[str] = []
 
     def mark_and_send(name: str) -> Sent:
+        store.clear_cancel(name)  # a re-run of a cancelled job
         store.update_status(name, State.QUEUED, "queued for processing")
         marked.append(name)
         return queue.send(name)

@@ -82,6 +82,25 @@ class Settings:
             "help": "comma-separated hosts that callbacks may go to (loopback/private addresses only when listed)",
         },
     )
+    job_timeout_seconds: int = field(
+        default=3000,
+        metadata={
+            "env": "JOB_TIMEOUT_SECONDS",
+            "kind": int,
+            "help": "a run going past this is stopped and ends `timeout` (below Elastic Premium's 60-minute grace "
+            "for runs during scale-in, and below host.json's functionTimeout)",
+        },
+    )
+    job_memory_mb: int = field(
+        default=0,
+        metadata={
+            "env": "JOB_MEMORY_MB",
+            "kind": int,
+            "min": 0,
+            "help": "most resident memory of a job's process (the warm data cache included), in MB; 0: no limit of "
+            "our own (the kernel's OOM killer still ends the job `failed`)",
+        },
+    )
     web_wait_seconds: int = field(
         default=200,
         metadata={
@@ -123,6 +142,16 @@ class Settings:
                 continue
             values[f.name] = _convert(f.metadata["env"], f.metadata["kind"], raw, f.metadata.get("min", 1))
         return cls(**values)
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings as JSON-ready values (for the job process), see `from_dict`."""
+        return {f.name: str(v) if isinstance(v := getattr(self, f.name), Path) else v for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> Settings:
+        """Settings from `to_dict`'s values."""
+        kinds = {f.name: f.metadata["kind"] for f in fields(cls)}
+        return cls(**{k: Path(str(v)) if kinds[k] is Path and v is not None else v for k, v in values.items()})
 
     def require_data_path(self) -> Path:
         """DATA_PATH as an existing folder, or a SettingsError that says what to do."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class State(StrEnum):
-    """The life of a job: created -> queued -> running -> completed | failed | timeout."""
+    """The life of a job: created -> queued -> running -> completed | failed | timeout | cancelled."""
 
     CREATED = "created"
     QUEUED = "queued"
@@ -17,6 +17,7 @@ class State(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
 
 
 CODES: dict[State, int] = {
@@ -26,9 +27,10 @@ CODES: dict[State, int] = {
     State.COMPLETED: 200,
     State.FAILED: 500,
     State.TIMEOUT: 504,
+    State.CANCELLED: 410,  # Gone: withdrawn by request; it will not produce results
 }
 NOT_FOUND_CODE = 404
-FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.TIMEOUT})
+FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.TIMEOUT, State.CANCELLED})
 
 
 def utcnow() -> datetime:
@@ -79,7 +81,7 @@ class JobStatus(BaseModel):
 
     @property
     def is_final(self) -> bool:
-        """True once the job has completed, failed or timed out."""
+        """True once the job has completed, failed, timed out or been cancelled."""
         return self.status in FINAL_STATES
 
     def advance(

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from mljob import messages
-from mljob.errors import InvalidInput, JobBusy, JobCompleted, JobNotFound
+from mljob.errors import InvalidInput, JobBusy, JobFinished, JobNotFound
 from mljob.lifecycle import RunPolicy, run_job
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
@@ -49,8 +49,8 @@ def process_message(
     except (InvalidInput, JobNotFound) as exc:  # InvalidInput: a bad message, or a job folder that links out
         log.warning("queue message %s dropped: %s", message_id, exc)
         return "dropped"
-    except JobCompleted:
-        log.info("queue message %s: job %s is completed already; skipped", message_id, jobname)
+    except JobFinished as exc:  # completed (a redelivery), or cancelled while it waited in the queue
+        log.info("queue message %s skipped: %s; not run", message_id, exc)
         return "skipped"
     except JobBusy as exc:
         log.info("queue message %s: %s; not started twice", message_id, exc)

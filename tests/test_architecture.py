@@ -26,16 +26,19 @@ LAYERS = {
     "pipeline": 3,
     "results": 3,
     "callback": 3,
+    "job_log": 3,
+    "supervisor": 3,
     "manifest": 4,
     "report": 4,
-    "lifecycle": 5,
+    "job_process": 5,
     "service": 5,
-    "worker": 6,
-    "api": 6,
-    "launcher": 6,
-    "run_geneplexus": 6,
-    "job_manager": 7,
-    "webapp": 7,
+    "lifecycle": 6,
+    "worker": 7,
+    "api": 7,
+    "launcher": 7,
+    "run_geneplexus": 7,
+    "job_manager": 8,
+    "webapp": 8,
 }
 RUNTIME = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
 
@@ -86,7 +89,9 @@ def test_one_home_per_concern():
         return sorted(m for m in RUNTIME if text in source(m))
 
     assert callers("callback.notify(") == ["lifecycle"]  # the callback, once per final state
-    assert callers(".update_status(") == ["lifecycle", "service"]  # a run's transitions; enqueue's `queued`
+    # a run's transitions (lifecycle), its progress (the job process), enqueue's `queued` (service)
+    assert callers(".update_status(") == ["job_process", "lifecycle", "service"]
+    assert "State.RUNNING" in source("job_process") and "State.COMPLETED" not in source("job_process")
     # "job not found" is decided by ResultsFileStore.require_job; the service adds "nothing was enqueued" to
     # that message, and UrlLauncher reports a remote app's 404
     assert callers("raise JobNotFound(") == ["launcher", "results_store", "service"]

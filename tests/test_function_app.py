@@ -16,6 +16,7 @@ from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
 import function_app
+from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.lease import RunLease
 from mljob.status import State
@@ -274,11 +275,11 @@ def test_transient_failures_retry_then_fail_on_the_last_try(functions, env, stor
     make_job(store, "flaky-job", demo_genes)
     last = max_dequeue_count(function_app.HOST_JSON)
     for attempt in range(1, last):
-        with pytest.raises(ValueError):
+        with pytest.raises(JobWorkFailed, match="ValueError"):
             deliver(functions, "flaky-job", dequeue_count=attempt)
         status = store.read_status("flaky-job")
         assert status.status is State.QUEUED and f"try {attempt} failed" in status.message
-    with pytest.raises(ValueError):
+    with pytest.raises(JobWorkFailed, match="ValueError"):
         deliver(functions, "flaky-job", dequeue_count=last)
     status = store.read_status("flaky-job")
     assert status.status is State.FAILED and f"failed on each of {last} tries" in status.message

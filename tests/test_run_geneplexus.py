@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.lifecycle import RunPolicy
 from mljob.pipeline import STEP_PERCENT
@@ -335,7 +336,7 @@ def test_retry_puts_an_unexpected_failure_back_in_the_queue(store, data_path, de
     shutil.copytree(data_path, broken)
     (broken / "Data__Human__SixSpeciesN2V__STRING.npy").write_bytes(b"not a numpy file")
     name = make_job(store, "retry-job", demo_genes)
-    with pytest.raises(ValueError):
+    with pytest.raises(JobWorkFailed, match="ValueError"):
         run_geneplexus(name, store, broken, policy=RETRY)
     status = store.read_status(name)
     assert status.status is State.QUEUED and status.attempt == 1

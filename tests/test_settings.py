@@ -23,6 +23,8 @@ def test_env_names():
         "MESSAGE_LEASE_SECONDS",
         "DATA_CACHE_MB",
         "CALLBACK_ALLOWED_HOSTS",
+        "JOB_TIMEOUT_SECONDS",
+        "JOB_MEMORY_MB",
         "WEB_WAIT_SECONDS",
         "WEB_MAX_WAITING",
         "CORS_ALLOWED_ORIGINS",

@@ -18,6 +18,7 @@ from mljob.status import CODES, FINAL_STATES, JobStatus, Progress, State
         (State.COMPLETED, 200),
         (State.FAILED, 500),
         (State.TIMEOUT, 504),
+        (State.CANCELLED, 410),
     ],
 )
 def test_codes(state, code):
@@ -26,11 +27,19 @@ def test_codes(state, code):
 
 def test_every_state_has_a_code_and_the_values_are_lower_case():
     assert set(CODES) == set(State)
-    assert [s.value for s in State] == ["created", "queued", "running", "completed", "failed", "timeout"]
+    assert [s.value for s in State] == [
+        "created",
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "timeout",
+        "cancelled",
+    ]
 
 
 def test_final_states():
-    assert {State.COMPLETED, State.FAILED, State.TIMEOUT} == FINAL_STATES
+    assert {State.COMPLETED, State.FAILED, State.TIMEOUT, State.CANCELLED} == FINAL_STATES
 
 
 def test_new():

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import yaml
 
 from mljob import __version__
-from mljob.errors import InvalidInput, MljobError, ServiceUnavailable, ShareError, UsageError
+from mljob.errors import InvalidInput, JobNotReady, MljobError, ServiceUnavailable, ShareError, UsageError
 from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
 from mljob.job_manager import JobManager
 from mljob.launcher import LocalLauncher
@@ -131,7 +131,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(_status_line(status))
         if status.status is State.RUNNING:
             print(f"  step: {status.progress.step} ({status.progress.percent}%)")
-    return EXIT_FAILED if status.status in (State.FAILED, State.TIMEOUT) else EXIT_OK
+    return EXIT_FAILED if status.status in (State.FAILED, State.TIMEOUT, State.CANCELLED) else EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from mljob.lifecycle import cancel_job
+
+    settings = _settings(args)
+    store = ResultsFileStore.from_settings(settings)
+    try:
+        status = cancel_job(store, validate_jobname(args.jobname), settings)
+    except JobNotReady as exc:  # completed, failed or timed out: left as it is
+        print(f"mljob: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if status.status is State.CANCELLED:
+        print(_status_line(status))
+    else:
+        print(f"{status.jobname}: cancel requested; its run stops within seconds (mljob status --follow)")
+    return EXIT_OK
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -285,7 +302,7 @@ def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
     settings = _settings(args)
     store = ResultsFileStore.from_settings(settings)
     data_path = settings.require_data_path() if need_data else settings.data_path or Path(".")
-    return JobManager(store, LocalLauncher(store, data_path, settings))
+    return JobManager(store, LocalLauncher(store, data_path, settings), settings)
 
 
 def _job_rows(store: ResultsFileStore) -> list[dict[str, Any]]:
@@ -416,6 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print status.json as it is")
     status.add_argument("--follow", action="store_true", help="show the job's progress until it ends")
     status.set_defaults(handler=cmd_status)
+
+    cancel = sub.add_parser(
+        "cancel",
+        parents=[paths],
+        help="cancel a job: created or queued at once, running within seconds (exit 0 cancelled, "
+        "1 already finished, 2 bad name or unknown job)",
+    )
+    cancel.add_argument("jobname")
+    cancel.set_defaults(handler=cmd_cancel)
 
     results = sub.add_parser("results", parents=[paths], help="show a completed job's top genes")
     results.add_argument("jobname")

@@ -1,0 +1,137 @@
+"""The job process: a long-lived child that does the GenePlexus work of jobs, one at a time, for its supervisor.
+
+`python -m mljob.job_process` is started by `mljob.supervisor` (a fresh interpreter, never a fork of the
+worker, which may hold gRPC or HTTP server threads). It imports the ML stack once, says it is ready, then
+reads one request per line on stdin and answers one JSON line each:
+
+    request: {"jobs_path", "max_genes", "max_bytes", "jobname", "settings"}
+    answer:  {"outcome": "completed", "summary"} | {"outcome": "refused", "message"}   (bad input, too few genes)
+             | {"outcome": "memory", "message"} | {"outcome": "error", "error"}     (unexpected; traceback in job.log)
+
+The warm backend-data cache lives here and serves job after job. The work writes progress to status.json
+and its log lines to job.log; the supervisor alone decides how a run ends. The process exits when its
+input closes or its supervisor dies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from mljob import cache, manifest
+from mljob.errors import InvalidInput, JobError
+from mljob.job_log import job_log
+from mljob.pipeline import STEP_PERCENT, run_pipeline, save_class
+from mljob.report import REPORT_FILE, ReportData, render_report
+from mljob.results import write_web_files
+from mljob.results_store import ResultsFileStore, atomic_write
+from mljob.settings import Settings
+from mljob.status import Progress, State
+
+log = logging.getLogger(__name__)
+
+PARENT_CHECK_SECONDS = 0.2
+
+
+def do_job(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
+    """Read the inputs, run the pipeline, store results/ and job_info.json; returns the completed message."""
+    config = store.read_config(jobname)
+    genes = store.read_genes(jobname)
+    negatives = store.read_negatives(jobname)
+    store.discard_results(jobname)
+    if settings.data_path is None:
+        raise JobError("the server cannot run jobs: DATA_PATH, the folder of the GenePlexus backend data, is not set")
+
+    def progress(step: str, percent: int) -> None:
+        store.update_status(jobname, State.RUNNING, step, progress=Progress(step=step, percent=percent))
+
+    before = cache.CACHE.stats.hits, cache.CACHE.stats.misses
+    result = run_pipeline(
+        config, genes, negatives, settings.data_path, on_step=progress, cache_mb=settings.data_cache_mb
+    )
+    progress("saving", STEP_PERCENT["saving"])
+    saving = time.perf_counter()
+    with store.staging_results(jobname) as staging:
+        save_class(result.gp, staging)
+        web = write_web_files(result.gp, staging, top=config.num_nodes)
+        info = manifest.job_info(result)
+        on = settings.data_cache_mb > 0  # (turning the cache off also clears its counters)
+        info["data_cache"] = {
+            "budget_mb": settings.data_cache_mb,
+            "hits": cache.CACHE.stats.hits - before[0] if on else 0,
+            "misses": cache.CACHE.stats.misses - before[1] if on else 0,
+        }
+        report = render_report(ReportData.from_web(config.model_dump(mode="json"), info, web))
+        atomic_write(staging / REPORT_FILE, report)
+    info["seconds"]["saving"] = round(time.perf_counter() - saving, 4)
+    info["total_seconds"] = round(time.time() - result.started, 3)
+    info["result_files"] = store.list_results(jobname)
+    store.write_job_info(jobname, info)
+    return manifest.summary(info)
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    """Do one request's job; the answer says how it went (never raises)."""
+    store = ResultsFileStore(request["jobs_path"], max_genes=request["max_genes"], max_bytes=request["max_bytes"])
+    jobname = request["jobname"]
+    with job_log(store, jobname):
+        try:
+            return {"outcome": "completed", "summary": do_job(store, jobname, Settings.from_dict(request["settings"]))}
+        except (JobError, InvalidInput) as exc:
+            log.error("job %s failed: %s", jobname, exc)
+            return {"outcome": "refused", "message": str(exc)}
+        except MemoryError:
+            log.exception("job %s: out of memory in the job process", jobname)
+            return {"outcome": "memory", "message": "the job's process ran out of memory (MemoryError)"}
+        except Exception as exc:
+            log.exception("job %s failed with an unexpected error", jobname)
+            return {"outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def main() -> int:
+    """Serve requests from stdin until it closes (or the supervisor dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    replies = _protocol_stream()
+    _exit_with_parent(os.getppid())
+    import geneplexus  # noqa: F401  (the ML stack, loaded before the first job)
+
+    _send(replies, {"ready": True, "pid": os.getpid()})
+    for line in sys.stdin:
+        if line.strip():
+            _send(replies, answer(json.loads(line)))
+    return 0
+
+
+def _protocol_stream() -> TextIO:
+    """The answers' channel (the original stdout); stdout itself then goes to stderr, so a stray print
+    (from a library) cannot break the protocol."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return replies
+
+
+def _send(stream: TextIO, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message) + "\n")
+    stream.flush()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Leave at once when the supervisor is gone (this process is then re-parented): an orphan must not
+    keep writing into a job folder that another run may take over."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
