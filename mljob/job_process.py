@@ -1,7 +1,7 @@
 """The job process: a long-lived child that does the GenePlexus work of jobs, one at a time, for its supervisor.
 
-`python -m mljob.job_process` is started by `mljob.supervisor` (a fresh interpreter, never a fork of the
-worker, which may hold gRPC or HTTP server threads). It imports the ML stack once, says it is ready, then
+`main()` runs in a fresh interpreter that `mljob.supervisor` starts (never a fork of the worker, which may
+hold gRPC or HTTP server threads). It imports the ML stack once, says it is ready, then
 reads one request per line on stdin and answers one JSON line each:
 
     request: {"jobs_path", "max_genes", "max_bytes", "jobname", "settings"}
@@ -132,6 +132,3 @@ def _exit_with_parent(parent: int) -> None:
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,6 +23,8 @@ from mljob.errors import (
     JobError,
     JobFinished,
     JobNotReady,
+    JobProcessDied,
+    JobWorkFailed,
     PathEscape,
     RunCancelled,
     RunTimedOut,
@@ -191,14 +193,14 @@ def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunP
             raise
         except Exception as exc:  # the job process died, or the work raised: the retry policy decides
             log.error("job %s: run %d failed: %s", jobname, attempt, exc)
-            reason = f"unexpected error ({type(exc).__name__}: {exc}); details are in job.log"
+            error = str(exc) if isinstance(exc, JobProcessDied | JobWorkFailed) else f"{type(exc).__name__}: {exc}"
+            reason = f"unexpected error ({error}); details are in job.log"
             if policy.retries and not policy.last_try:
                 _clean(store, jobname)
                 store.update_status(jobname, State.QUEUED, f"try {attempt} failed: {reason}; it will be retried")
                 raise
             if policy.retries:
-                reason = f"failed on each of {policy.try_number} tries; last error: {type(exc).__name__}: {exc}"
-                reason += " (details are in job.log)"
+                reason = f"failed on each of {policy.try_number} tries; last error: {error} (details are in job.log)"
             _end(store, jobname, State.FAILED, reason, settings)
             if policy.retries:
                 raise

@@ -12,7 +12,7 @@ second, and stops it (SIGTERM, then SIGKILL after a short grace) when:
 A child that dies of itself is reported as RunOutOfMemory when the kernel's OOM killer took it (the
 cgroup's oom_kill count rose), else as JobProcessDied (a crash: the retry policy applies). A child that
 was stopped or died is never reused; the next run gets a fresh one. Children are started as new
-interpreters (`python -m mljob.job_process`), never forked from this process.
+interpreters (`python -c "... mljob.job_process.main()"`), never forked from this process.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 READY_SECONDS = 300.0  # a new child imports the ML stack before it says it is ready
 MAX_IDLE = 2  # job processes kept waiting for the next run
 _CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
+CHILD_CODE = "import sys; from mljob.job_process import main; sys.exit(main())"  # a new interpreter, not a fork
 
 
 class JobProcess:
@@ -52,7 +53,7 @@ class JobProcess:
         path = os.pathsep.join(p for p in sys.path if p)  # the child finds modules where this process does
         env = {**os.environ, "PYTHONPATH": path}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mljob.job_process"],
+            [sys.executable, "-c", CHILD_CODE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -285,7 +286,10 @@ def _oom_kills() -> int:
 
 
 @atexit.register
-def _close_idle() -> None:
+def shutdown() -> None:
+    """Let every idle job process go (at exit, or when a host stops); running ones end with their runs."""
     with _lock:
-        while _idle:
-            _idle.pop().close()
+        idle = list(_idle)
+        _idle.clear()
+    for process in idle:
+        process.close()

@@ -28,7 +28,8 @@ from typing import ClassVar
 import pytest
 from devhost_process import FAST_HOST_JSON, REPO, DevHostProcess, app_copy, wait_for
 
-from mljob import api, callback, worker
+from mljob import api, callback, supervisor, worker
+from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.queue import JobQueue
 from mljob.results_store import ResultsFileStore
@@ -89,37 +90,31 @@ def demo_genes_module() -> list[str]:
 # One helper process imports mljob and GenePlexus once, then forks one real worker process per kill point.
 # Each runs worker.process_message on its job's message; at its kill point it writes a marker file and
 # sleeps: the test sees the marker (and status.json's progress.step), then SIGKILLs that process.
+# One helper process forks one real worker process per kill point. Each runs worker.process_message on its
+# job's message; the job's work runs in the worker's job process (mljob.supervisor), where the fault hooks
+# of tests/job_process_hooks (MLJOB_FAULT) write a marker at the kill point and wait: the test sees the
+# marker (and status.json's progress.step), then SIGKILLs that worker; its job process goes with it.
+# The "starting" and "callback" points are in the worker itself (the lifecycle's own steps).
 CHILD = r"""
 import os, sys, time
 from pathlib import Path
-import geneplexus, sklearn.linear_model  # noqa: F401  (imported before the fork: each worker starts warm)
 import mljob.lifecycle as lc
 from mljob import worker
-from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 
 def run(name, where, marker):
-    def freeze():
+    def freeze(*args, **kwargs):
         Path(marker).write_text(str(os.getpid()))
         time.sleep(600)
 
-    original_update = ResultsFileStore.update_status
-    def update_status(self, jobname, state, message="", **kw):
-        result = original_update(self, jobname, state, message, **kw)
-        if kw.get("progress") is not None and kw["progress"].step == where:
-            freeze()
-        return result
-    ResultsFileStore.update_status = update_status
-    if where == "saving:mid-write":          # save_class has written into the staging folder
-        original_web = lc.write_web_files
-        def write_web_files(gp, folder, **kw):
-            original_web(gp, folder, **kw)
-            freeze()
-        lc.write_web_files = write_web_files
-    if where == "saving:results-renamed":    # results/ is in place; job_info.json and `completed` are not
-        ResultsFileStore.write_job_info = lambda self, jobname, info: freeze()
     if where == "callback":                  # `completed` is written; the callback is being sent
-        lc.callback.notify = lambda *args, **kwargs: freeze()
+        lc.callback.notify = freeze
+    elif where == "starting":                # the worker marked the job running; its job process is not asked yet
+        lc.supervisor.run = freeze
+    else:
+        action = {"saving:mid-write": "freeze-after-web-files", "saving:results-renamed": "freeze-before-job-info"}
+        step = "saving" if where.startswith("saving:") else where
+        os.environ["MLJOB_FAULT"] = f"{step}|{action.get(where, 'freeze')}|{marker}"
     worker.process_message('{"jobname": "%s"}' % name, message_id="doomed", dequeue_count=1,
                            max_dequeue_count=5, settings=Settings.from_env())
 
@@ -136,6 +131,7 @@ for spec in sys.argv[1:]:
 for pid in children:
     os.waitpid(pid, 0)
 """
+HOOKS = Path(__file__).resolve().parent / "job_process_hooks"
 
 KILL_POINTS = [
     "starting",
@@ -155,7 +151,13 @@ KILL_POINTS = [
 def test_worker_killed_at_each_step(tmp_path, data_path, demo_genes_module, reference_results):
     """A real worker process per kill point, all at once; each SIGKILLed there; then each job is redelivered."""
     store = ResultsFileStore(_mkdir(tmp_path / "jobs"))
-    env = {**os.environ, "DATA_PATH": str(data_path), "JOBS_PATH": str(store.root), "LEASE_STALE_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "DATA_PATH": str(data_path),
+        "JOBS_PATH": str(store.root),
+        "LEASE_STALE_SECONDS": "1",
+        "PYTHONPATH": os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]),
+    }
     (tmp_path / "child.py").write_text(CHILD)
     points = {}
     for i, where in enumerate(KILL_POINTS):
@@ -336,45 +338,40 @@ def test_azurite_down_during_a_run_under_mljob_serve(tmp_path, azurite, slow_dat
 # --- backend data damaged mid-run --------------------------------------------------------------
 
 
-def _at_step(monkeypatch, step: str, action) -> None:
-    """Run `action` once, right after status.json shows `step`."""
-    original = ResultsFileStore.update_status
-    done = []
+@pytest.fixture
+def fault(monkeypatch):
+    """fault(step, action, argument): the next job processes do `action` when status.json shows `step`
+    (tests/job_process_hooks); fault(None) ends that. Job processes are started afresh either way."""
+    monkeypatch.syspath_prepend(str(HOOKS))
 
-    def update_status(self, jobname, state, message="", **kw):
-        result = original(self, jobname, state, message, **kw)
-        if not done and kw.get("progress") is not None and kw["progress"].step == step:
-            done.append(step)
-            action()
-        return result
+    def set_fault(step: str | None, action: str = "", argument: str = "") -> None:
+        supervisor.shutdown()
+        if step is None:
+            monkeypatch.delenv("MLJOB_FAULT", raising=False)
+        else:
+            monkeypatch.setenv("MLJOB_FAULT", f"{step}|{action}|{argument}")
 
-    monkeypatch.setattr(ResultsFileStore, "update_status", update_status)
+    yield set_fault
+    supervisor.shutdown()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
-def test_backend_file_damaged_mid_run(tmp_path, data_path, demo_genes_module, reference_results, monkeypatch, damage):
+def test_backend_file_damaged_mid_run(tmp_path, data_path, demo_genes_module, reference_results, fault, damage):
     data = tmp_path / "data"
     shutil.copytree(data_path, data)
     store = ResultsFileStore(_mkdir(tmp_path / "jobs"))
     name = make_job(store, "damaged", demo_genes_module)
     victim = data / "Data__Human__SixSpeciesN2V__STRING.npy"
     good = victim.read_bytes()
-
-    def hurt() -> None:
-        if damage == "truncated":
-            victim.write_bytes(good[: len(good) // 3])
-        else:
-            victim.unlink()
-
-    _at_step(monkeypatch, "loading genes", hurt)
+    fault("loading genes", "truncate" if damage == "truncated" else "remove", str(victim))
     settings = Settings(data_path=data, jobs_path=store.root, lease_stale_seconds=2)
     with pytest.raises(Exception) as raised:  # first try: re-raised for the queue to redeliver
         process(settings, name, dequeue_count=1, max_dequeue_count=2)
     status = store.read_status(name)
     assert status.status is State.QUEUED and "try 1 failed" in status.message, status.message
-    assert type(raised.value).__name__ in status.message
+    assert str(raised.value) in status.message  # the error in the job process, e.g. ValueError: ...
     assert not store.has_results(name) and not store.lease_path(name).exists()
-    monkeypatch.undo()
+    fault(None)
     # the last try (the file still damaged) marks the job failed with the reason
     if damage == "truncated":  # an unexpected error: on the last try the job is marked failed, then re-raised
         with pytest.raises(Exception):  # noqa: B017 (whatever numpy raises for a truncated file)
@@ -457,54 +454,37 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(folder: Path) -> Path:
-    """Fill the file system of `folder` to the last byte; returns the filler file."""
-    filler = folder / ".filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
-def test_disk_full_mid_run(small_fs, data_path, demo_genes_module, reference_results, monkeypatch):
+def test_disk_full_mid_run(small_fs, data_path, demo_genes_module, reference_results, fault):
     store = ResultsFileStore(small_fs)
     name = make_job(store, "full-disk", demo_genes_module)
-    filler: list[Path] = []
-    _at_step(monkeypatch, "saving", lambda: filler.append(_fill(small_fs)))
+    fault("saving", "fill", str(small_fs))  # the job process fills the disk when `saving` starts
     settings = Settings(data_path=data_path, jobs_path=store.root, lease_stale_seconds=2)
     with pytest.raises(OSError) as raised:  # not even a status can be written: the host retries the message
         process(settings, name, dequeue_count=1)
     assert raised.value.errno == errno.ENOSPC
-    monkeypatch.undo()
+    fault(None)
     status = store.read_status(name)  # the last status written before the disk filled, intact
     assert (status.status, status.progress.step) == (State.RUNNING, "saving")
     assert not store.has_results(name) and not list(store.job_path(name).glob(".staging-*"))
     check_invariants(store, reference_results)
-    filler[0].unlink()  # space comes back; the redelivered message completes the job, once
+    (small_fs / ".filler").unlink()  # space comes back; the redelivered message completes the job, once
     time.sleep(2.1)  # the failed run's lease file could not be removed only if unlink failed; let it go stale
     assert process(settings, name, dequeue_count=2) == "completed"
     assert completions(store, name) == 1
     check_invariants(store, reference_results)
 
 
-def test_no_space_for_results_only_ends_failed_on_the_last_try(tmp_path, data_path, demo_genes_module, monkeypatch):
-    """Simulated (monkeypatch): the results cannot be written (ENOSPC) but status.json can: a clear `failed`."""
-
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr("mljob.lifecycle.write_web_files", no_space)
+def test_no_space_for_results_only_ends_failed_on_the_last_try(tmp_path, data_path, demo_genes_module, fault):
+    """Simulated (a hook in the job process): the results cannot be written (ENOSPC) but status.json can:
+    a clear `failed`."""
+    fault("saving", "no-space")
     store = ResultsFileStore(_mkdir(tmp_path / "jobs"))
     name = make_job(store, "no-space", demo_genes_module)
     settings = Settings(data_path=data_path, jobs_path=store.root)
-    with pytest.raises(OSError):
+    with pytest.raises(JobWorkFailed, match="No space left on device"):
         process(settings, name, dequeue_count=1, max_dequeue_count=2)
     assert store.read_status(name).status is State.QUEUED
-    with pytest.raises(OSError):
+    with pytest.raises(JobWorkFailed, match="No space left on device"):
         process(settings, name, dequeue_count=2, max_dequeue_count=2)
     status = store.read_status(name)
     assert status.status is State.FAILED

@@ -99,6 +99,8 @@ class World:
             "MESSAGE_LEASE_SECONDS": "17",
             "DATA_CACHE_MB": "64",
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+            "JOB_TIMEOUT_SECONDS": "900",
+            "JOB_MEMORY_MB": "16000",
             "WEB_WAIT_SECONDS": "1",
             "WEB_MAX_WAITING": "1",
             "CORS_ALLOWED_ORIGINS": ORIGIN,
@@ -314,6 +316,11 @@ def check_function_key(world: World, entry: str) -> None:
     assert answers["no key"] == 401 and answers["with key"] in (200, 202), answers
 
 
+def check_job_limits(world: World, entry: str) -> None:
+    """The run's limits, as its supervisor applied them, are in job.log."""
+    assert "time limit 900 s, memory limit 16000 MB" in world.outcomes[entry].log()
+
+
 def check_web_wait(world: World, entry: str) -> None:
     """The worker was held: with WEB_WAIT_SECONDS=1 gpz-ml answered 202; the default 200 s would have seen 200."""
     outcome = world.outcomes[entry]
@@ -363,6 +370,8 @@ TABLE: dict[str, tuple[Callable[[World, str], None], tuple[str, ...]]] = {
     "MESSAGE_LEASE_SECONDS": (check_message_lease, (HTTP,)),
     "DATA_CACHE_MB": (check_data_cache, (*RUNS, GPZ_ML)),
     "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),  # a gpz-ml job has no callback_url
+    "JOB_TIMEOUT_SECONDS": (check_job_limits, (*RUNS, GPZ_ML)),
+    "JOB_MEMORY_MB": (check_job_limits, (*RUNS, GPZ_ML)),
     "WEB_WAIT_SECONDS": (check_web_wait, (GPZ_ML,)),
     "WEB_MAX_WAITING": (check_web_max_waiting, (GPZ_ML,)),
     "CORS_ALLOWED_ORIGINS": (check_cors, (HTTP,)),
