@@ -56,3 +56,23 @@ def azurite(tmp_path_factory: pytest.TempPathFactory):
 
     with running_azurite(tmp_path_factory.mktemp("azurite")) as server:
         yield server
+
+
+@pytest.fixture
+def fault(monkeypatch):
+    """fault(step, action, argument[, jobname]): the next job processes of this test do `action` when a
+    job's status.json shows `step` (test-only hooks, tests/job_process_hooks); fault(None) ends that.
+    Job processes are started afresh either way."""
+    from mljob import supervisor
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "job_process_hooks"))
+
+    def set_fault(step: str | None, action: str = "", argument: str = "", jobname: str = "") -> None:
+        supervisor.shutdown()
+        if step is None:
+            monkeypatch.delenv("MLJOB_FAULT", raising=False)
+        else:
+            monkeypatch.setenv("MLJOB_FAULT", "|".join([step, action, argument, *([jobname] if jobname else [])]))
+
+    yield set_fault
+    supervisor.shutdown()

@@ -28,7 +28,7 @@ from typing import ClassVar
 import pytest
 from devhost_process import FAST_HOST_JSON, REPO, DevHostProcess, app_copy, wait_for
 
-from mljob import api, callback, supervisor, worker
+from mljob import api, callback, worker
 from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.queue import JobQueue
@@ -336,23 +336,6 @@ def test_azurite_down_during_a_run_under_mljob_serve(tmp_path, azurite, slow_dat
 
 
 # --- backend data damaged mid-run --------------------------------------------------------------
-
-
-@pytest.fixture
-def fault(monkeypatch):
-    """fault(step, action, argument): the next job processes do `action` when status.json shows `step`
-    (tests/job_process_hooks); fault(None) ends that. Job processes are started afresh either way."""
-    monkeypatch.syspath_prepend(str(HOOKS))
-
-    def set_fault(step: str | None, action: str = "", argument: str = "") -> None:
-        supervisor.shutdown()
-        if step is None:
-            monkeypatch.delenv("MLJOB_FAULT", raising=False)
-        else:
-            monkeypatch.setenv("MLJOB_FAULT", f"{step}|{action}|{argument}")
-
-    yield set_fault
-    supervisor.shutdown()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])

@@ -6,7 +6,8 @@ when JOBNAME is given), the job process does ACTION.
 ACTION: freeze (write its supervisor's pid to the file ARGUMENT and wait, to be killed), truncate or remove
 (the file ARGUMENT), fill (the file system of the folder ARGUMENT, to the last byte), no-space (from then
 on, writing the web-ready result files fails with ENOSPC), freeze-after-web-files and freeze-before-job-info
-(freeze, as above, at those points of the saving step), hang (wait, to be stopped), hang-once (hang, unless
+(freeze, as above, at those points of the saving step), sleep (ARGUMENT seconds, then go on), hang (wait, to
+be stopped), hang-once (hang, unless
 the file ARGUMENT exists; it is made first), allocate (take memory, 100 MB at a time, up to ARGUMENT MB,
 then wait).
 """
@@ -25,7 +26,7 @@ if _FAULT and any("mljob.job_process" in arg for arg in getattr(sys, "orig_argv"
     from mljob.results_store import ResultsFileStore
 
     step, action, argument, *only = _FAULT.split("|")
-    fired = []
+    fired = set()  # the jobs it fired for, in this process
 
     def _freeze() -> None:
         Path(argument).write_text(str(os.getppid()))  # the supervisor: the test kills the worker
@@ -65,6 +66,8 @@ if _FAULT and any("mljob.job_process" in arg for arg in getattr(sys, "orig_argv"
                 return answer
 
             job_process.write_web_files = write_web_files
+        elif action == "sleep":
+            time.sleep(float(argument))
         elif action == "hang":
             time.sleep(600)
         elif action == "hang-once":
@@ -85,8 +88,8 @@ if _FAULT and any("mljob.job_process" in arg for arg in getattr(sys, "orig_argv"
     def update_status(self, jobname, state, message="", **kwargs):
         result = original_update(self, jobname, state, message, **kwargs)
         progress = kwargs.get("progress")
-        if not fired and progress is not None and progress.step == step and (not only or jobname == only[0]):
-            fired.append(step)
+        if jobname not in fired and progress is not None and progress.step == step and jobname in (only or [jobname]):
+            fired.add(jobname)
             _act()
         return result
 
