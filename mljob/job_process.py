@@ -52,6 +52,7 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
         store.update_status(jobname, State.RUNNING, step, progress=Progress(step=step, percent=percent))
 
     before = cache.CACHE.stats.hits, cache.CACHE.stats.misses
+    cpu = time.process_time()
     result = run_pipeline(
         config, genes, negatives, settings.data_path, on_step=progress, cache_mb=settings.data_cache_mb
     )
@@ -71,6 +72,7 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
         atomic_write(staging / REPORT_FILE, report)
     info["seconds"]["saving"] = round(time.perf_counter() - saving, 4)
     info["total_seconds"] = round(time.time() - result.started, 3)
+    info["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this process's CPU time for the job
     info["result_files"] = store.list_results(jobname)
     store.write_job_info(jobname, info)
     return manifest.summary(info)

@@ -143,11 +143,15 @@ _idle: list[JobProcess] = []
 _lock = threading.Lock()
 
 
-def prestart() -> None:
-    """Start a job process now (it imports the ML stack in the background), so the first run finds one ready."""
+def prestart(wait: bool = False) -> None:
+    """Start a job process now (it imports the ML stack in the background), so the first run finds one ready;
+    with `wait`, return once it is ready."""
     with _lock:
         if not _idle:
             _idle.append(JobProcess())
+        process = _idle[-1]
+    if wait:
+        process.wait_ready()
 
 
 def run(

@@ -166,6 +166,8 @@ def test_a_run_past_the_time_limit_ends_timeout_and_the_host_runs_the_next_job(c
     status = cluster.status(slow)
     assert (status.status, status.code) == (State.TIMEOUT, 504)
     assert "JOB_TIMEOUT_SECONDS (2 s)" in status.message and "stopped after" in status.message
+    ran = (status.finished - status.started).total_seconds()
+    print(f"\njob control figures: a run with a 2 s limit ended `timeout` {ran:.2f} s after it started")
     assert_no_partial_results(cluster, slow)
     assert not cluster.store.lease_path(slow).exists()
     assert final_states(cluster, slow) == ["timeout"] and callbacks_for(slow) == ["timeout"]
@@ -186,6 +188,7 @@ def test_a_job_over_the_memory_limit_fails_with_the_reason_and_the_host_survives
     status = cluster.status(greedy)
     assert status.status is State.FAILED and "ran out of memory" in status.message
     assert "JOB_MEMORY_MB is 900 MB" in status.message and "the most seen was" in status.message
+    print(f"\njob control figures: memory: {status.message}")
     assert "larger plan" in status.message or "more memory" in status.message
     assert status.attempt == 1 and final_states(cluster, greedy) == ["failed"]  # not retried
     assert_no_partial_results(cluster, greedy)
@@ -271,7 +274,9 @@ def test_cancel_a_running_job_over_http(cluster, demo_genes, where):
     wait_for(lambda: cluster.status(name).progress.step == "fitting", 60, "the job to run")
     owner = json.loads(cluster.store.lease_path(name).read_text())["pid"]  # the host whose worker runs it
     other = next(h for h in hosts if h.proc.pid != owner) if where == "other-host" else hosts[0]
+    started = time.monotonic()
     answer = requests.post(f"{other.url}/api/jobs/{name}/cancel", timeout=60)
+    print(f"\njob control figures: cancel of a running job ({where}) answered in {time.monotonic() - started:.2f} s")
     assert answer.status_code == 200, answer.text  # cancelled within the 15 s a cancel request waits
     body = answer.json()
     assert (body["status"], body["code"]) == ("cancelled", 410) and "cancelled by request" in body["message"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from mljob import messages
+from mljob import messages, supervisor
 from mljob.errors import DevHostError, MljobError
 from mljob.settings import Settings
 
@@ -864,6 +864,7 @@ class DevHost:
                     listener.in_flight,
                     grace_seconds,
                 )
+        supervisor.shutdown()  # idle job processes; a running one ends with its run
         log.info("stopped")
 
 
