@@ -356,3 +356,18 @@ def test_list_and_cleanup(mljob, env, genes_file, jobs_path):
     running.write_text(json.dumps(status))
     kept = mljob("cleanup", "--older-than", "5", "--yes", env=env)
     assert kept.returncode == 0 and (jobs_path / "old-created").is_dir()
+
+
+def test_cancel_command_exit_codes(mljob, env, genes_file, jobs_path):
+    assert mljob("submit", str(genes_file), "--name", "to-cancel", env=env).returncode == 0
+    first = mljob("cancel", "to-cancel", env=env)
+    assert first.returncode == 0 and "to-cancel: cancelled (410)" in first.stdout
+    assert json.loads((jobs_path / "to-cancel" / "status.json").read_text())["status"] == "cancelled"
+    assert mljob("cancel", "to-cancel", env=env).returncode == 0  # twice: the same answer
+    assert mljob("submit", str(genes_file), "--name", "finished-job", "--run", env=env).returncode == 0
+    done = mljob("cancel", "finished-job", env=env)
+    assert done.returncode == 1 and "is completed" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    bad = mljob("cancel", "Bad..Name", env=env)
+    assert bad.returncode == 2 and "invalid job name" in bad.stderr
+    assert mljob("cancel", "no-such-job", env=env).returncode == 2
+    assert mljob("status", "to-cancel", env=env).returncode == 1  # a cancelled job did not succeed

@@ -423,7 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--run", action="store_true", help="run the job now, in this process")
     submit.set_defaults(handler=cmd_submit)
 
-    run = sub.add_parser("run", parents=[paths], help="run a job now, in this process, showing its progress")
+    run = sub.add_parser(
+        "run",
+        parents=[paths],
+        help="run a job now, in a job process this command supervises, showing its progress (limits: "
+        "JOB_TIMEOUT_SECONDS, JOB_MEMORY_MB; Ctrl-C cancels it)",
+    )
     run.add_argument("jobname")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
