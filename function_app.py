@@ -59,6 +59,15 @@ def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(api.cancel(req.route_params.get("jobname", ""), Settings.from_env()))
 
 
+@app.route(route="console", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def console(req: func.HttpRequest) -> func.HttpResponse:
+    """The operator console: one self-contained page (open it with ?code=<function key>)."""
+    from mljob import console as page
+
+    html, headers = page.render()
+    return func.HttpResponse(html, status_code=200, headers=headers, mimetype="text/html", charset="utf-8")
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Versions and whether DATA_PATH and JOBS_PATH are reachable."""
