@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
 from mljob.settings import Settings
 
 if TYPE_CHECKING:
-    from mljob.api import Answer
+    from mljob.api import Answer, Reply
     from mljob.webapp import WebAnswer
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -25,6 +26,16 @@ HOST_JSON = Path(__file__).with_name("host.json")
 def _answer(answer: Answer) -> func.HttpResponse:
     status, body = answer
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _reply(reply: Reply) -> func.HttpResponse:
+    status, data, headers = reply
+    return func.HttpResponse(data, status_code=status, headers=headers)
+
+
+def _query(req: func.HttpRequest) -> dict[str, list[str]]:
+    """The query string with repeated names kept (`req.params` keeps one value per name)."""
+    return parse_qs(urlsplit(req.url).query)
 
 
 @app.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -57,6 +68,47 @@ def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
     from mljob import api
 
     return _answer(api.cancel(req.route_params.get("jobname", ""), Settings.from_env()))
+
+
+@app.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    """The jobs, newest first: ?status= (repeatable), ?prefix=, ?limit= (1-500), ?after= (the `next` cursor)."""
+    from mljob import api
+
+    return _answer(api.jobs(_query(req), Settings.from_env()))
+
+
+@app.route(route="jobs/{jobname}/report", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def job_report(req: func.HttpRequest) -> func.HttpResponse:
+    """A completed job's results/report.html (404 until it completes)."""
+    from mljob import api
+
+    return _reply(api.report(req.route_params.get("jobname", ""), Settings.from_env()))
+
+
+@app.route(route="jobs/{jobname}/files/{*path}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def job_file(req: func.HttpRequest) -> func.HttpResponse:
+    """One result file (a path under results/), or job.log (?tail=N lines)."""
+    from mljob import api
+
+    jobname, path = req.route_params.get("jobname", ""), req.route_params.get("path", "")
+    return _reply(api.result_file(jobname, path, _query(req), Settings.from_env()))
+
+
+@app.route(route="queue", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def queue_status(req: func.HttpRequest) -> func.HttpResponse:
+    """Message counts of the job queue and its poison queue, and the oldest poison messages."""
+    from mljob import api
+
+    return _answer(api.queue(Settings.from_env()))
+
+
+@app.route(route="queue/poison/requeue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def requeue_poison(req: func.HttpRequest) -> func.HttpResponse:
+    """{"jobnames": [...]} or {"all": true}: poisoned jobs back on the queue, all or nothing."""
+    from mljob import api
+
+    return _answer(api.requeue(req.get_body(), Settings.from_env()))
 
 
 @app.route(route="console", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -5,9 +5,14 @@ function_app.py only turns requests into these calls and their answers into Http
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
+import mimetypes
 import platform
+import re
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -25,13 +30,15 @@ from mljob.errors import (
 )
 from mljob.job import jobnames_from, json_type
 from mljob.queue import JobQueue
-from mljob.results_store import ResultsFileStore
+from mljob.report import REPORT_FILE
+from mljob.results_store import LOG_FILE, ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import State
 
 log = logging.getLogger(__name__)
 
 Answer = tuple[int, dict[str, Any]]
+Reply = tuple[int, bytes, dict[str, str]]  # an answer that is not JSON: status, body, headers
 MAX_BODY_BYTES = 1_000_000
 
 # The HTTP status of each error class (the first that matches); other MljobErrors are 400.
@@ -56,6 +63,49 @@ def error_answer(exc: Exception) -> Answer:
         log.error("server misconfigured: %s", exc)
         return status, {"error": f"the server is misconfigured: {exc}"}
     return status, {"error": str(exc)}
+
+
+def _one(query: Mapping[str, list[str]], name: str) -> str | None:
+    values = query.get(name) or []
+    return values[-1] if values else None
+
+
+def _tail(text: str, lines: str | None) -> str:
+    if lines is None:
+        return text
+    if not lines.isdigit():
+        raise InvalidInput(f"tail must be a whole number of lines, got {lines!r}")
+    return "".join(text.splitlines(keepends=True)[-int(lines) :]) if int(lines) else ""
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _file_headers(path: str, data: bytes) -> dict[str, str]:
+    """Content type from the name (text with its charset); HTML gets a CSP that allows only its own inline
+    script and style (by hash): no request leaves the page."""
+    kind = mimetypes.guess_type(path)[0] or ("text/plain" if path.endswith(".log") else "application/octet-stream")
+    headers = {"Content-Type": f"{kind}; charset=utf-8" if kind.startswith("text/") else kind}
+    headers["X-Content-Type-Options"] = "nosniff"
+    if kind == "text/html":
+        headers["Content-Security-Policy"] = _html_policy(data)
+    elif not kind.startswith(("text/", "application/json")):
+        headers["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+    return headers
+
+
+def _html_policy(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    sources = {}
+    for kind in ("script", "style"):
+        bodies = re.findall(rf"<{kind}(?:\s[^>]*)?>(.*?)</{kind}>", text, flags=re.S)
+        digests = [base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() for body in bodies]
+        sources[kind] = " ".join(f"'sha256-{digest}'" for digest in digests) or "'none'"
+    return (
+        f"default-src 'none'; script-src {sources['script']}; style-src {sources['style']}; img-src data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    )
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -117,6 +167,91 @@ def run_now(jobname: str | None, body: bytes, settings: Settings) -> Answer:
     except Exception as exc:  # every error becomes a JSON answer
         return error_answer(exc)
     return 200, final.model_dump(mode="json")
+
+
+def jobs(query: Mapping[str, list[str]], settings: Settings) -> Answer:
+    """GET /api/jobs: the jobs, newest first; ?status= (repeatable), ?prefix=, ?limit= (1-500), ?after= (cursor)."""
+    from mljob import registry
+
+    try:
+        limit_text = _one(query, "limit") or str(registry.DEFAULT_LIMIT)
+        if not limit_text.isdigit():
+            raise InvalidInput(f"limit must be a whole number from 1 to {registry.MAX_LIMIT}, got {limit_text!r}")
+        page = registry.list_jobs(
+            ResultsFileStore.from_settings(settings),
+            statuses=registry.statuses_from(query.get("status", [])),
+            prefix=_one(query, "prefix") or "",
+            limit=int(limit_text),
+            after=_one(query, "after") or None,
+        )
+    except Exception as exc:  # every error becomes a JSON answer
+        return error_answer(exc)
+    return 200, {"jobs": page.jobs, "next": page.next}
+
+
+def report(jobname: str, settings: Settings) -> Reply:
+    """GET /api/jobs/{jobname}/report: results/report.html (a strict CSP), 404 until the job completes."""
+    return result_file(jobname, REPORT_FILE, {}, settings)
+
+
+def result_file(jobname: str, path: str, query: Mapping[str, list[str]], settings: Settings) -> Reply:
+    """GET /api/jobs/{jobname}/files/{path}: one result file (a path under results/, checked by the store), or
+    job.log (?tail=N: its last N lines), with its content type."""
+    try:
+        store = ResultsFileStore.from_settings(settings)
+        store.require_job(jobname)
+        status = store.read_status(jobname)
+        if path == LOG_FILE:
+            data = _tail(store.read_log(jobname), _one(query, "tail")).encode("utf-8")
+        elif status.status is not State.COMPLETED:
+            raise JobNotFound(f"job {jobname} has no results: it is {status.status.value}")
+        else:
+            data = store.result_path(jobname, path).read_bytes()
+    except Exception as exc:  # every error becomes a JSON answer
+        status_code, body = error_answer(exc)
+        return status_code, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    return 200, data, _file_headers(path, data)
+
+
+def queue(settings: Settings) -> Answer:
+    """GET /api/queue: approximate message counts of the queue and its poison queue, and the oldest poison
+    messages with the jobs they name."""
+    from mljob import messages
+
+    try:
+        job_queue = JobQueue.from_settings(settings)
+        counts = job_queue.counts()
+        oldest = []
+        for message in job_queue.peek_poison():
+            item: dict[str, Any] = {"id": message.id, "inserted": _iso(message.inserted_on), "jobname": None}
+            try:
+                item["jobname"] = messages.decode(messages.from_wire(message.content))
+            except (InvalidInput, ValueError) as exc:
+                item["error"] = str(exc)
+            oldest.append(item)
+    except Exception as exc:  # every error becomes a JSON answer
+        return error_answer(exc)
+    return 200, {
+        "queue": {"name": job_queue.name, "count": counts.queue},
+        "poison": {"name": job_queue.poison_name, "count": counts.poison, "oldest": oldest},
+    }
+
+
+def requeue(body: bytes, settings: Settings) -> Answer:
+    """POST /api/queue/poison/requeue: {"jobnames": [...]} or {"all": true}: back on the queue, all or nothing."""
+    try:
+        data = parse_body(body)
+        if data.get("all") is True and set(data) == {"all"}:
+            names = None
+        elif set(data) == {"jobnames"}:
+            names = jobnames_from(data, what="request body")
+        else:
+            raise InvalidInput('send {"jobnames": ["..."]} or {"all": true}')
+        store = ResultsFileStore.from_settings(settings)
+        requeued = service.requeue_poison(store, JobQueue.from_settings(settings), names)
+    except Exception as exc:  # every error becomes a JSON answer
+        return error_answer(exc)
+    return 202, {"requeued": requeued, "status": State.QUEUED.value, "code": 202}
 
 
 def cancel(jobname: str, settings: Settings) -> Answer:

@@ -182,6 +182,53 @@ class JobQueue:
         except (AzureError, OSError) as exc:
             raise self._unavailable(f"withdraw message {sent.id}", exc) from None
 
+    def peek_poison(self, count: int = 32) -> list[Any]:
+        """The oldest messages of the poison queue (up to 32), left where they are; [] when it does not exist."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return list(self._poison_client.peek_messages(max_messages=min(count, 32)))
+        except ResourceNotFoundError:
+            return []
+        except (AzureError, OSError) as exc:
+            raise self._unavailable(f"read {self.poison_name!r}", exc) from None
+
+    def receive_poison(self, hold_seconds: int = 60) -> list[Any]:
+        """Every message of the poison queue, each held invisible for `hold_seconds` (to delete or release)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        held: list[Any] = []
+        try:
+            while batch := list(self._poison_client.receive_messages(max_messages=32, visibility_timeout=hold_seconds)):
+                held.extend(batch)
+                if len(batch) < 32:
+                    break
+        except ResourceNotFoundError:
+            return held
+        except (AzureError, OSError) as exc:
+            self.release_poison(held)
+            raise self._unavailable(f"read {self.poison_name!r}", exc) from None
+        return held
+
+    def delete_poison(self, message: Any) -> None:
+        """Delete a held poison message."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._poison_client.delete_message(message.id, message.pop_receipt)
+        except (AzureError, OSError) as exc:
+            raise self._unavailable(f"delete message {message.id} of {self.poison_name!r}", exc) from None
+
+    def release_poison(self, messages_: list[Any]) -> None:
+        """Make held poison messages visible again (best effort: they come back when their hold ends anyway)."""
+        from azure.core.exceptions import AzureError
+
+        for message in messages_:
+            try:
+                self._poison_client.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+            except (AzureError, OSError):
+                log.warning("poison message %s stays hidden until its hold ends", message.id)
+
     def counts(self) -> Counts:
         """Approximate message counts of the queue and its poison queue (a missing queue counts 0)."""
         from azure.core.exceptions import AzureError, ResourceNotFoundError

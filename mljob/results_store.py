@@ -34,6 +34,7 @@ LEGACY_STATUS_SUFFIX = "_jobstatus"
 LEGACY_FAILED = "Failed"  # the text its pages read as a failure
 LEGACY_COMPLETED = "Completed"
 _STAGING_PREFIX = ".staging-"
+_STATUS_HEAD_BYTES = 8192
 _TRASH_PREFIX = ".trash-"
 
 
@@ -248,6 +249,30 @@ class ResultsFileStore:
             return None
         except OSError:
             raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
+
+    def read_status_head(self, jobname: str) -> dict[str, Any]:
+        """status.json without its history, read cheaply (its first few KB), for listings of many jobs.
+
+        The keys of JobStatus but `history`, as plain JSON values; InvalidInput when it is missing or
+        unreadable. status.json is written with `history` last, so its head holds everything else.
+        """
+        try:
+            with self._file(jobname, STATUS_FILE).open("rb") as handle:
+                head = handle.read(_STATUS_HEAD_BYTES)
+        except FileNotFoundError:
+            raise InvalidInput(f"job {jobname} has no {STATUS_FILE}") from None
+        except OSError:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable") from None
+        text = head.decode("utf-8", errors="replace")
+        cut = text.find('"history"')
+        try:
+            data = json.loads(text[:cut].rstrip().rstrip(",") + "}") if cut > 0 else json.loads(text)
+        except ValueError:  # a long message pushed history past the head, or the file is damaged: read it all
+            return self.read_status(jobname).model_dump(mode="json", exclude={"history"})
+        if not isinstance(data, dict) or data.get("jobname") != jobname or "status" not in data:
+            raise InvalidInput(f"{STATUS_FILE} of job {jobname} is corrupt or unreadable")
+        data.pop("history", None)
+        return data
 
     @staticmethod
     def parse_status(jobname: str, snapshot: bytes | None) -> JobStatus:
