@@ -78,10 +78,6 @@ def _tail(text: str, lines: str | None) -> str:
     return "".join(text.splitlines(keepends=True)[-int(lines) :]) if int(lines) else ""
 
 
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def _file_headers(path: str, data: bytes) -> dict[str, str]:
     """Content type from the name (text with its charset); HTML gets a CSP that allows only its own inline
     script and style (by hash): no request leaves the page."""
@@ -216,25 +212,10 @@ def result_file(jobname: str, path: str, query: Mapping[str, list[str]], setting
 def queue(settings: Settings) -> Answer:
     """GET /api/queue: approximate message counts of the queue and its poison queue, and the oldest poison
     messages with the jobs they name."""
-    from mljob import messages
-
     try:
-        job_queue = JobQueue.from_settings(settings)
-        counts = job_queue.counts()
-        oldest = []
-        for message in job_queue.peek_poison():
-            item: dict[str, Any] = {"id": message.id, "inserted": _iso(message.inserted_on), "jobname": None}
-            try:
-                item["jobname"] = messages.decode(messages.from_wire(message.content))
-            except (InvalidInput, ValueError) as exc:
-                item["error"] = str(exc)
-            oldest.append(item)
+        return 200, service.queue_overview(JobQueue.from_settings(settings))
     except Exception as exc:  # every error becomes a JSON answer
         return error_answer(exc)
-    return 200, {
-        "queue": {"name": job_queue.name, "count": counts.queue},
-        "poison": {"name": job_queue.poison_name, "count": counts.poison, "oldest": oldest},
-    }
 
 
 def requeue(body: bytes, settings: Settings) -> Answer:

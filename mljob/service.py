@@ -91,6 +91,25 @@ def _refuse_legacy(store: ResultsFileStore, name: str, exc: LegacyJobFolder) -> 
     return LegacyJobFolder(f"{exc}; {status_file} says the job completed and was left as it is; nothing was enqueued")
 
 
+def queue_overview(queue: JobQueue) -> dict[str, Any]:
+    """Approximate message counts of the queue and its poison queue, and the oldest poison messages with the
+    jobs they name (or why they name none)."""
+    counts = queue.counts()
+    oldest = []
+    for message in queue.peek_poison():
+        inserted = message.inserted_on.isoformat() if message.inserted_on else None
+        item: dict[str, Any] = {"id": message.id, "inserted": inserted, "jobname": None}
+        try:
+            item["jobname"] = messages.decode(messages.from_wire(message.content))
+        except (InvalidInput, ValueError) as exc:
+            item["error"] = str(exc)
+        oldest.append(item)
+    return {
+        "queue": {"name": queue.name, "count": counts.queue},
+        "poison": {"name": queue.poison_name, "count": counts.poison, "oldest": oldest},
+    }
+
+
 def requeue_poison(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str] | None) -> list[str]:
     """Put jobs of the poison queue back on the job queue (as `enqueue` does, all or nothing, re-runs allowed)
     and delete their poison messages; `jobnames` None: every job the poison queue names.

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -171,11 +172,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _manager(args, need_data=False).store
-    rows = [row for row in _job_rows(store) if args.status is None or row["status"] == args.status]
-    print(f"{'job':<42} {'status':<10} {'created':<17} {'duration':>9} {'genes':>6}")
+    store = ResultsFileStore.from_settings(_settings(args))
+    rows = _job_rows(store, statuses=args.status or (), prefix=args.prefix, most=args.limit)
+    print(f"{'job':<42} {'status':<10} {'created':<17} {'duration':>9} {'attempt':>7}")
     for row in rows:
-        print(f"{row['name']:<42} {row['status']:<10} {row['created']:<17} {row['duration']:>9} {row['genes']:>6}")
+        seconds = f"{row['seconds']:.1f}s" if row["seconds"] is not None else ""
+        created = row["created_at"].strftime("%Y-%m-%d %H:%M")
+        print(f"{row['jobname']:<42} {row['status']:<10} {created:<17} {seconds:>9} {row['attempt']:>7}")
     return EXIT_OK
 
 
@@ -187,16 +190,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     cutoff = utcnow() - timedelta(days=args.older_than)
     doomed = [
         row
-        for row in _job_rows(store)
-        if row["created_at"] < cutoff
-        and (args.status is None or row["status"] == args.status)
-        and row["status"] not in (State.RUNNING.value, State.QUEUED.value)
+        for row in _job_rows(store, statuses=[args.status] if args.status else ())
+        if row["created_at"] < cutoff and row["status"] not in (State.RUNNING.value, State.QUEUED.value)
     ]
     if not doomed:
         print(f"no job older than {args.older_than:g} days to remove")
         return EXIT_OK
     for row in doomed:
-        print(f"would remove {row['name']} ({row['status']}, created {row['created']})")
+        print(f"would remove {row['jobname']} ({row['status']}, created {row['created_at']:%Y-%m-%d %H:%M})")
     if not args.yes:
         answer = input(f"remove these {len(doomed)} job folder(s)? [y/N] ") if sys.stdin.isatty() else ""
         if answer.strip().lower() not in ("y", "yes"):
@@ -204,12 +205,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             return EXIT_OK
     removed = 0
     for row in doomed:
-        lease = RunLease.from_settings(store, row["name"], settings)
+        lease = RunLease.from_settings(store, row["jobname"], settings)
         if not lease.acquire():  # a run started since the listing: leave it alone
-            print(f"kept {row['name']}: it is running", file=sys.stderr)
+            print(f"kept {row['jobname']}: it is running", file=sys.stderr)
             continue
         lease.release()
-        store.delete_job(row["name"], confirm=row["name"])
+        store.delete_job(row["jobname"], confirm=row["jobname"])
         removed += 1
     print(f"removed {removed} job folder(s)")
     return EXIT_OK
@@ -222,6 +223,33 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = ResultsFileStore.from_settings(settings)
     for name in service.enqueue(store, JobQueue.from_settings(settings), args.jobnames, rerun=args.rerun):
+        print(name)
+    return EXIT_OK
+
+
+def cmd_poison_list(args: argparse.Namespace) -> int:
+    from mljob import service
+    from mljob.queue import JobQueue
+
+    overview = service.queue_overview(JobQueue.from_settings(_settings(args)))
+    queue, poison = overview["queue"], overview["poison"]
+    print(f"queue {queue['name']}: {queue['count']} message(s); {poison['name']}: {poison['count']} message(s)")
+    for item in poison["oldest"]:
+        what = item["jobname"] or f"names no job: {item['error']}"
+        print(f"{item['id']:<38} {item['inserted'] or '':<33} {what}")
+    return EXIT_OK
+
+
+def cmd_poison_requeue(args: argparse.Namespace) -> int:
+    from mljob import service
+    from mljob.queue import JobQueue
+
+    if args.all == bool(args.jobnames):
+        raise UsageError("name the jobs to requeue, or pass --all (not both)")
+    settings = _settings(args)
+    store = ResultsFileStore.from_settings(settings)
+    names = None if args.all else args.jobnames
+    for name in service.requeue_poison(store, JobQueue.from_settings(settings), names):
         print(name)
     return EXIT_OK
 
@@ -305,30 +333,23 @@ def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
     return JobManager(store, LocalLauncher(store, data_path, settings), settings)
 
 
-def _job_rows(store: ResultsFileStore) -> list[dict[str, Any]]:
-    """One row per job for `list` and `cleanup`, newest first; unreadable jobs show as 'unreadable'."""
-    rows = []
-    for name in store.list_jobs():
-        try:
-            status = store.read_status(name)
-        except InvalidInput:
-            created = datetime.fromtimestamp(store.job_path(name).stat().st_mtime, tz=UTC)
-            rows.append({"name": name, "status": "unreadable", "created_at": created, "duration": "", "genes": ""})
-            continue
-        seconds = (status.finished - status.started).total_seconds() if status.started and status.finished else None
-        genes = store.job_path(name) / "input_genes.txt"
-        rows.append(
-            {
-                "name": name,
-                "status": status.status.value,
-                "created_at": status.created,
-                "duration": f"{seconds:.1f}s" if seconds is not None else "",
-                "genes": sum(1 for _ in genes.open(encoding="utf-8", errors="replace")) if genes.is_file() else "",
-            }
-        )
+def _job_rows(
+    store: ResultsFileStore, *, statuses: Sequence[str] = (), prefix: str = "", most: int | None = None
+) -> list[dict[str, Any]]:
+    """The jobs for `list` and `cleanup`, newest first, page by page (mljob.registry, as GET /api/jobs)."""
+    from mljob import registry
+
+    rows: list[dict[str, Any]] = []
+    after = None
+    while most is None or len(rows) < most:
+        page = registry.list_jobs(store, statuses=statuses, prefix=prefix, limit=registry.MAX_LIMIT, after=after)
+        rows.extend(page.jobs)
+        if page.next is None:
+            break
+        after = page.next
     for row in rows:
-        row["created"] = row["created_at"].strftime("%Y-%m-%d %H:%M")
-    return sorted(rows, key=lambda row: row["created_at"], reverse=True)
+        row["created_at"] = datetime.fromisoformat(str(row["created"]).replace("Z", "+00:00"))
+    return rows[:most] if most is not None else rows
 
 
 def _status_line(status: JobStatus | None) -> str:
@@ -457,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     listing = sub.add_parser("list", parents=[paths], help="the jobs in JOBS_PATH, newest first")
-    listing.add_argument("--status", choices=[s.value for s in State])
+    listing.add_argument("--status", action="append", choices=[s.value for s in State], help="(repeatable)")
+    listing.add_argument("--prefix", default="", help="only jobs whose names start with this")
+    listing.add_argument("--limit", type=int, help="at most this many jobs")
     listing.set_defaults(handler=cmd_list)
 
     cleanup = sub.add_parser("cleanup", parents=[paths], help="remove old job folders (never a running one)")
@@ -472,6 +495,19 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("jobnames", nargs="+")
     enqueue.add_argument("--rerun", action="store_true", help="also re-run jobs that are queued, running or completed")
     enqueue.set_defaults(handler=cmd_enqueue)
+
+    poison = sub.add_parser("poison", help="the poison queue: jobs that failed every try")
+    poison_sub = poison.add_subparsers(dest="poison_command", required=True, parser_class=_Parser)
+    poison_list = poison_sub.add_parser(
+        "list", parents=[paths], help="message counts, and the oldest poison messages with their jobs"
+    )
+    poison_list.set_defaults(handler=cmd_poison_list)
+    requeue = poison_sub.add_parser(
+        "requeue", parents=[paths], help="put poisoned jobs back on the queue, all or nothing (prints their names)"
+    )
+    requeue.add_argument("jobnames", nargs="*")
+    requeue.add_argument("--all", action="store_true", help="every job the poison queue names")
+    requeue.set_defaults(handler=cmd_poison_requeue)
 
     serve = sub.add_parser(
         "serve",
