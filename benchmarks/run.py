@@ -503,6 +503,50 @@ class Bench:
         )
         self.extra["gpz_convert_ids_seconds"] = converts
 
+    def listing(self) -> None:
+        """GET /api/jobs over 10,000 job folders: a page of 50, newest first, against the 1 s target; and the same
+        listing with every status.json read delayed as over an Azure Files mount (a model: sleep per read)."""
+        from mljob import registry
+        from mljob.job import parse_config
+        from mljob.results_store import ResultsFileStore
+        from mljob.status import State
+
+        print("listing 10,000 jobs ...", flush=True)
+        jobs = DATA_ROOT / "jobs-10000"
+        jobs.mkdir(parents=True, exist_ok=True)
+        store = ResultsFileStore(jobs)
+        have = len(store.list_jobs())
+        for i in range(have, 10_000):
+            name = f"listed-{i:05d}"
+            store.create_job(parse_config({"jobname": name}), ["CDK1"])
+            for state in (State.QUEUED, State.RUNNING, State.COMPLETED)[: i % 4]:
+                store.update_status(name, state, f"{state.value} ({i})")
+
+        def page(**query: Any) -> float:
+            return timed(lambda: registry.list_jobs(store, limit=50, **query))
+
+        page()  # the page cache, as on a warm instance
+        first = [page() for _ in range(self.rounds + 2)]
+        filtered = [page(statuses=["completed", "failed"]) for _ in range(self.rounds + 2)]
+        target = [1.0] * len(first)
+        self.row("listing (10,000 jobs)", "a page of GET /api/jobs", "the 1 s target", first, target, "<= 1.00")
+        self.row("listing, ?status= filter", "a filtered page", "the 1 s target", filtered, target, "<= 1.00")
+        original = ResultsFileStore.read_status_head
+        model: dict[str, float] = {}
+        try:
+            for latency_ms in (2, 10):  # per open+read of a small file on a share (premium, standard Azure Files)
+
+                def slow_head(self: Any, jobname: str, latency: float = latency_ms / 1000) -> Any:
+                    time.sleep(latency)
+                    return original(self, jobname)
+
+                ResultsFileStore.read_status_head = slow_head  # type: ignore[method-assign]
+                model[f"{latency_ms} ms per read"] = statistics.median(page() for _ in range(3))
+        finally:
+            ResultsFileStore.read_status_head = original  # type: ignore[method-assign]
+        self.extra["listing_share_model_seconds"] = model
+        print(f"  Azure Files model (a sleep per status.json read, reads in parallel): {model}", flush=True)
+
     def _throughput(self, server: Any, DevHostProcess: Any) -> None:
         import requests
         from azure.storage.queue import QueueClient, TextBase64EncodePolicy
@@ -693,7 +737,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, 2 rounds: a smoke test")
     parser.add_argument("--rounds", type=int, default=0, help="rounds per comparison (default 3, --quick 2)")
-    parser.add_argument("--only", default="", help="comma-separated: overhead,queue,web,cold,warm,memory,scaling")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: overhead,queue,web,listing,cold,warm,memory,scaling"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one runner job (mljob functions)")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
     parser.add_argument("--plot", type=Path, help="write the scaling plot (PNG) here; needs matplotlib")
@@ -706,6 +752,7 @@ def main() -> int:
         "overhead": bench.overhead,
         "queue": bench.queue,
         "web": bench.web,
+        "listing": bench.listing,
         "cold": bench.cold_start,
         "warm": bench.warm,
         "memory": bench.memory,
