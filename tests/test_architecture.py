@@ -26,10 +26,12 @@ LAYERS = {
     "pipeline": 3,
     "results": 3,
     "callback": 3,
+    "registry": 3,
     "job_log": 3,
     "supervisor": 3,
     "manifest": 4,
     "report": 4,
+    "console": 4,
     "job_process": 5,
     "service": 5,
     "lifecycle": 6,
@@ -94,9 +96,10 @@ def test_one_home_per_concern():
     assert "State.RUNNING" in source("job_process") and "State.COMPLETED" not in source("job_process")
     # "job not found" is decided by ResultsFileStore.require_job; the service adds "nothing was enqueued" to
     # that message, and UrlLauncher reports a remote app's 404
-    assert callers("raise JobNotFound(") == ["launcher", "results_store", "service"]
+    # (the API also answers 404 for results that do not exist yet)
+    assert callers("raise JobNotFound(") == ["api", "launcher", "results_store", "service"]
     assert "store.exists(" not in "".join(source(m) for m in RUNTIME)  # no hand-made not-found checks
-    assert callers("base64.b64") == ["messages"]  # the wire format
+    assert callers("base64.b64decode(") == ["messages"]  # the wire format
     pipeline = imported("pipeline")
     assert not pipeline & {"mljob.results_store", "mljob.status", "mljob.queue", "mljob.lease", "mljob.messages"}
 
