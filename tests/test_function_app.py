@@ -57,6 +57,9 @@ def env(monkeypatch, data_path, jobs_path, request):
     monkeypatch.setenv("QUEUE_NAME", queue)
     monkeypatch.setenv("QUEUECONNECTIONSTRING", CLOSED_PORT_CONNECTION)
     monkeypatch.setenv("LEASE_STALE_SECONDS", "2")
+    from mljob import queue  # the closed port refuses at once: no retries with backoff (~1 s each)
+
+    monkeypatch.setattr(queue, "_shared_queue", lambda conn, name: queue.JobQueue(conn, name, timeout=2, retries=0))
     return monkeypatch
 
 

@@ -99,7 +99,16 @@ def world(tmp_path, data_path, monkeypatch) -> World:
     monkeypatch.setenv("QUEUECONNECTIONSTRING", CLOSED_PORT_CONNECTION)
     monkeypatch.setenv("LEASE_STALE_SECONDS", "2")
     monkeypatch.delenv("CALLBACK_ALLOWED_HOSTS", raising=False)
+    quick_refusal(monkeypatch)
     return w
+
+
+def quick_refusal(monkeypatch) -> None:
+    """The queue behind the closed port refuses at once: no retries with backoff (the production client's
+    ~1 s), so the many cases that reach it stay fast. Nothing else about the client changes."""
+    from mljob import queue
+
+    monkeypatch.setattr(queue, "_shared_queue", lambda conn, name: queue.JobQueue(conn, name, timeout=2, retries=0))
 
 
 def call(name: str, **request) -> tuple[int, dict]:
