@@ -122,10 +122,18 @@ def console(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Versions and whether DATA_PATH and JOBS_PATH are reachable."""
+    """Anonymous, for the platform's health check: {"ok": true} (200) or {"ok": false} (503), nothing more."""
     from mljob import api
 
     return _answer(api.health(Settings.from_env()))
+
+
+@app.route(route="health/details", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def health_details(req: func.HttpRequest) -> func.HttpResponse:
+    """With the key: versions, whether DATA_PATH and JOBS_PATH are reachable, the queue's configuration."""
+    from mljob import api
+
+    return _answer(api.health_details(Settings.from_env()))
 
 
 @app.route(route="gpz-convert-ids", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -250,7 +250,14 @@ def cancel(jobname: str, settings: Settings) -> Answer:
 
 
 def health(settings: Settings) -> Answer:
-    """GET /api/health: versions and whether DATA_PATH and JOBS_PATH are reachable folders."""
+    """GET /api/health (anonymous, the platform's health check): only whether this instance can run jobs."""
+    status, body = health_details(settings)
+    return status, {"ok": body["ok"]}
+
+
+def health_details(settings: Settings) -> Answer:
+    """GET /api/health/details (with the key): versions, whether DATA_PATH and JOBS_PATH are reachable folders,
+    and the queue's configuration."""
     paths = {
         "data_path": settings.data_path is not None and settings.data_path.is_dir(),
         "jobs_path": settings.jobs_path is not None and settings.jobs_path.is_dir(),

@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 PARENT_CHECK_SECONDS = 0.2
 
 
-def do_job(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
-    """Read the inputs, run the pipeline, store results/ and job_info.json; returns the completed message."""
+def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_share: float = 1.0) -> str:
+    """Read the inputs, run the pipeline, store results/ and job_info.json; returns the completed message.
+
+    `instance_share`: the part of the instance the job had (1 when it ran alone), for its estimated cost.
+    """
     config = store.read_config(jobname)
     genes = store.read_genes(jobname)
     negatives = store.read_negatives(jobname)
@@ -73,6 +76,8 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings) -> str:
     info["seconds"]["saving"] = round(time.perf_counter() - saving, 4)
     info["total_seconds"] = round(time.time() - result.started, 3)
     info["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this process's CPU time for the job
+    # an estimate: the run's seconds x the plan's price per second x the share of the instance it had
+    info["estimated_cost"] = round(info["total_seconds"] * settings.plan_price_per_hour / 3600 * instance_share, 6)
     info["result_files"] = store.list_results(jobname)
     store.write_job_info(jobname, info)
     return manifest.summary(info)
@@ -84,7 +89,9 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     jobname = request["jobname"]
     with job_log(store, jobname):
         try:
-            return {"outcome": "completed", "summary": do_job(store, jobname, Settings.from_dict(request["settings"]))}
+            settings = Settings.from_dict(request["settings"])
+            summary = do_job(store, jobname, settings, request.get("instance_share", 1.0))
+            return {"outcome": "completed", "summary": summary}
         except (JobError, InvalidInput) as exc:
             log.error("job %s failed: %s", jobname, exc)
             return {"outcome": "refused", "message": str(exc)}

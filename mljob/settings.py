@@ -101,6 +101,16 @@ class Settings:
             "our own (the kernel's OOM killer still ends the job `failed`)",
         },
     )
+    plan_price_per_hour: float = field(
+        default=0.432,
+        metadata={
+            "env": "PLAN_PRICE_PER_HOUR",
+            "kind": float,
+            "min": 0,
+            "help": "price of one instance-hour of the plan, in USD, for job_info.json's estimated_cost (default: "
+            "EP2, 2 vCPU x $0.173 + 7 GB x $0.0123 per hour, Linux, East US list price)",
+        },
+    )
     web_wait_seconds: int = field(
         default=200,
         metadata={
@@ -176,7 +186,7 @@ def env_names(*, cloud: bool = False) -> list[str]:
     return [f.metadata["env"] for f in fields(Settings) if not (cloud and f.metadata.get("local_only"))]
 
 
-def _convert(env: str, kind: type, raw: object, least: int) -> object:
+def _convert(env: str, kind: type, raw: object, least: float) -> object:
     if kind is int:
         try:
             value = int(raw)  # type: ignore[call-overload]
@@ -185,6 +195,14 @@ def _convert(env: str, kind: type, raw: object, least: int) -> object:
         if value < least:
             raise SettingsError(f"{env} must be at least {least}, got {value}")
         return value
+    if kind is float:
+        try:
+            number = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SettingsError(f"{env} must be a number, got {raw!r}") from None
+        if not number >= least:  # (NaN is refused too)
+            raise SettingsError(f"{env} must be at least {least}, got {number}")
+        return number
     if kind is Path:
         return Path(str(raw)).expanduser()
     return str(raw)

@@ -141,6 +141,7 @@ class JobProcess:
 
 _idle: list[JobProcess] = []
 _lock = threading.Lock()
+_busy = 0  # runs in progress in this process (each in its own job process)
 
 
 def prestart(wait: bool = False) -> None:
@@ -167,8 +168,12 @@ def run(
     JobProcessDied or JobWorkFailed (see the module's docstring). `on_process(pid)` is told which child
     runs the job. The time limit starts once the child is ready.
     """
+    global _busy
     process = _acquire()
     reusable = False
+    with _lock:
+        _busy += 1
+        share = 1 / _busy  # of the instance, for the job's estimated cost
     try:
         process.wait_ready()
         if on_process is not None:
@@ -179,10 +184,13 @@ def run(
             "max_bytes": store.max_bytes,
             "jobname": jobname,
             "settings": settings.to_dict(),
+            "instance_share": share,
         }
         answer = _watch(process, request, settings, lambda: store.cancel_requested(jobname))
         reusable = True
     finally:
+        with _lock:
+            _busy -= 1
         _release(process, reusable)
     outcome = answer.get("outcome")
     if outcome == "completed":

@@ -87,6 +87,7 @@ def test_http_bindings(functions):
         "testfn": ("testfn", ["GET", "POST"], "FUNCTION"),
         "job_status": ("jobs/{jobname}", ["GET"], "FUNCTION"),
         "health": ("health", ["GET"], "ANONYMOUS"),
+        "health_details": ("health/details", ["GET"], "FUNCTION"),
     }
     for name, (route, methods, auth) in expected.items():
         binding = bindings(functions, name)
@@ -196,12 +197,15 @@ def test_job_status_codes(functions, env, store, demo_genes):
     assert status == 200 and answer["status"] == "created" and answer["code"] == 201 and "results" not in answer
 
 
-def test_health(functions, env, tmp_path):
-    status, answer = call(functions, "health", method="GET")
+def test_health_tells_strangers_only_ok_and_the_details_need_the_key(functions, env, tmp_path):
+    assert call(functions, "health", method="GET") == (200, {"ok": True})  # anonymous: nothing more
+    status, answer = call(functions, "health_details", method="GET")
     assert status == 200 and answer["ok"] and answer["reachable"] == {"data_path": True, "jobs_path": True}
     assert answer["versions"]["geneplexus"] == "3.0.1" and "AccountKey" not in json.dumps(answer)
+    assert bindings(functions, "health_details")["authLevel"] == "FUNCTION"
     env.setenv("DATA_PATH", str(tmp_path / "missing"))
-    status, answer = call(functions, "health", method="GET")
+    assert call(functions, "health", method="GET") == (503, {"ok": False})
+    status, answer = call(functions, "health_details", method="GET")
     assert status == 503 and answer["reachable"]["data_path"] is False
 
 

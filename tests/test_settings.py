@@ -25,6 +25,7 @@ def test_env_names():
         "CALLBACK_ALLOWED_HOSTS",
         "JOB_TIMEOUT_SECONDS",
         "JOB_MEMORY_MB",
+        "PLAN_PRICE_PER_HOUR",
         "WEB_WAIT_SECONDS",
         "WEB_MAX_WAITING",
         "CORS_ALLOWED_ORIGINS",

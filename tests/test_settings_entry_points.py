@@ -101,6 +101,7 @@ class World:
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
             "JOB_TIMEOUT_SECONDS": "900",
             "JOB_MEMORY_MB": "16000",
+            "PLAN_PRICE_PER_HOUR": "3.6",
             "WEB_WAIT_SECONDS": "1",
             "WEB_MAX_WAITING": "1",
             "CORS_ALLOWED_ORIGINS": ORIGIN,
@@ -321,6 +322,12 @@ def check_job_limits(world: World, entry: str) -> None:
     assert "time limit 900 s, memory limit 16000 MB" in world.outcomes[entry].log()
 
 
+def check_price(world: World, entry: str) -> None:
+    """estimated_cost = seconds x PLAN_PRICE_PER_HOUR (3.6 $/h: a cent a second) / 3600 x the instance share."""
+    info = world.outcomes[entry].info()
+    assert 0 < info["estimated_cost"] <= info["total_seconds"] * 3.6 / 3600 + 1e-6
+
+
 def check_web_wait(world: World, entry: str) -> None:
     """The worker was held: with WEB_WAIT_SECONDS=1 gpz-ml answered 202; the default 200 s would have seen 200."""
     outcome = world.outcomes[entry]
@@ -372,6 +379,7 @@ TABLE: dict[str, tuple[Callable[[World, str], None], tuple[str, ...]]] = {
     "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),  # a gpz-ml job has no callback_url
     "JOB_TIMEOUT_SECONDS": (check_job_limits, (*RUNS, GPZ_ML)),
     "JOB_MEMORY_MB": (check_job_limits, (*RUNS, GPZ_ML)),
+    "PLAN_PRICE_PER_HOUR": (check_price, (*RUNS, GPZ_ML)),
     "WEB_WAIT_SECONDS": (check_web_wait, (GPZ_ML,)),
     "WEB_MAX_WAITING": (check_web_max_waiting, (GPZ_ML,)),
     "CORS_ALLOWED_ORIGINS": (check_cors, (HTTP,)),
