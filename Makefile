@@ -12,9 +12,12 @@ NPM_STAMP := node_modules/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The test environment installs the function app's lock first (requirements.txt: every package pinned, with hashes),
+# so the tests run the very stack Azure installs; then mljob itself and the dev tools, which keep those pins.
+$(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
