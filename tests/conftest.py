@@ -76,3 +76,10 @@ def fault(monkeypatch):
 
     yield set_fault
     supervisor.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _away_from_the_checkout(tmp_path_factory, monkeypatch) -> None:
+    """Every test runs in a folder of its own: a local.settings.json that a developer made in the checkout
+    (as the README shows) must not reach the tests' `mljob` commands."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

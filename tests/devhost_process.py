@@ -51,7 +51,9 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 class DevHostProcess:
     """One `mljob serve --port 0` subprocess; its log goes to a file, its URL is read from the log."""
 
-    def __init__(self, tmp: Path, env: dict[str, str], app_dir: Path = REPO) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], app_dir: Path | None = None) -> None:
+        # by default a copy of the app: a developer's local.settings.json in the checkout stays out of the tests
+        app_dir = app_dir or app_copy(tmp / f"app-{uuid.uuid4().hex[:6]}")
         self.log_path = tmp / f"host-{uuid.uuid4().hex[:6]}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(

@@ -49,14 +49,18 @@ def _science_imported() -> None:
 
 
 @pytest.fixture
-def mljob(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+def mljob(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Run `mljob ARGS...` in this process: mljob(*args, env={...}, stdin="...") -> Result.
 
-    Like a subprocess, each call sees the test's environment without the settings variables, plus `env`.
+    Like a subprocess, each call sees the test's environment without the settings variables, plus `env`, and
+    leaves the environment as it was (the CLI puts the values of ./local.settings.json into os.environ). The
+    current folder is the test's tmp_path (no local.settings.json) unless the test changes to another one.
     """
+    monkeypatch.chdir(tmp_path)  # not the checkout: a developer's local.settings.json there would be read
 
     def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
         capsys.readouterr()  # drop anything printed before this command
+        before = dict(os.environ)
         with monkeypatch.context() as m:
             for name in SETTINGS_VARS:
                 m.delenv(name, raising=False)
@@ -68,6 +72,8 @@ def mljob(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
                 code = main(list(args))
             except SystemExit as exc:  # argparse: --version, --help and usage errors
                 code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        os.environ.clear()
+        os.environ.update(before)
         out, err = capsys.readouterr()
         return Result(code, out, err)
 
@@ -146,7 +152,7 @@ def test_exit_codes_as_a_shell_sees_them(mljob, env, genes_file, tmp_path):
         capture_output=True,
         text=True,
         env=subprocess_env({**env, "PY": sys.executable}),
-        cwd=REPO,
+        cwd=tmp_path,
         timeout=300,
     )
     assert shell.returncode == 0, shell.stderr
@@ -264,6 +270,61 @@ def test_missing_settings_are_explained(mljob, tmp_path, genes_file):
     assert result.returncode == 2 and "JOBS_PATH is not set" in result.stderr
     result = mljob("run", "some-job", env={"JOBS_PATH": str(tmp_path / "nope"), "DATA_PATH": str(tmp_path)})
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_only_running_needs_data_path(mljob, genes_file, tmp_path):
+    """Creating and reading job folders needs JOBS_PATH alone; run, submit --run and demo need DATA_PATH too."""
+    jobs = tmp_path / "jobs-only"
+    jobs.mkdir()
+    env = {"JOBS_PATH": str(jobs)}
+    submit = mljob("submit", str(genes_file), "--name", "no-data-yet", env=env)
+    assert submit.returncode == 0 and submit.stdout == "no-data-yet\n", submit.stderr
+    assert json.loads((jobs / "no-data-yet" / "status.json").read_text())["status"] == "created"
+    for args in (["status", "no-data-yet"], ["list"], ["cleanup", "--older-than", "30"]):
+        result = mljob(*args, env=env)
+        assert result.returncode == 0 and "DATA_PATH" not in result.stderr, (args, result.stderr)
+    assert "no-data-yet" in mljob("list", env=env).stdout
+    results = mljob("results", "no-data-yet", env=env)  # not completed: its own error, not DATA_PATH's
+    assert results.returncode == 2 and "DATA_PATH" not in results.stderr
+    assert mljob("cancel", "no-data-yet", env=env).returncode == 0
+    before = snapshot(jobs)
+    for args in (["run", "no-data-yet"], ["submit", str(genes_file), "--name", "run-now", "--run"]):
+        result = mljob(*args, env=env)
+        assert result.returncode == 2 and "DATA_PATH is not set" in result.stderr, (args, result.stderr)
+    assert snapshot(jobs) == before  # submit --run wrote nothing
+
+
+def test_local_settings_json_in_the_current_folder_is_read(mljob, genes_file, tmp_path, monkeypatch):
+    """Every command takes the "Values" of ./local.settings.json as `mljob serve` does; the environment wins."""
+    from_file, from_env = tmp_path / "jobs-from-file", tmp_path / "jobs-from-env"
+    from_file.mkdir()
+    from_env.mkdir()
+    folder = tmp_path / "app"
+    folder.mkdir()
+    values = {"JOBS_PATH": str(from_file), "MAX_INPUT_GENES": "5", "NOT_A_SETTING": "x"}
+    (folder / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MAX_INPUT_GENES", raising=False)
+    monkeypatch.delenv("NOT_A_SETTING", raising=False)
+
+    too_many = mljob("submit", str(genes_file), "--name", "from-file")  # MAX_INPUT_GENES 5 from the file
+    assert too_many.returncode == 2 and "the most accepted is 5" in too_many.stderr
+    assert list(from_file.iterdir()) == []
+    more = {"MAX_INPUT_GENES": "10000"}  # the environment wins over the file
+    ok = mljob("submit", str(genes_file), "--name", "from-file", env=more)
+    assert ok.returncode == 0, ok.stderr
+    assert (from_file / "from-file" / "status.json").is_file()  # JOBS_PATH from the file
+    assert "from-file" in mljob("list").stdout and mljob("status", "from-file").returncode == 0
+
+    env_wins = mljob("submit", str(genes_file), "--name", "from-env", env={**more, "JOBS_PATH": str(from_env)})
+    assert env_wins.returncode == 0, env_wins.stderr
+    assert (from_env / "from-env").is_dir() and not (from_file / "from-env").exists()
+    assert "NOT_A_SETTING" not in os.environ and "MAX_INPUT_GENES" not in os.environ  # the fixture cleans up
+
+    (folder / "local.settings.json").write_text("{not json")
+    broken = mljob("list", env={"JOBS_PATH": str(from_env)})
+    assert broken.returncode == 2 and "local.settings.json" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
 
 
 def test_submit_with_yaml_config_and_run_flag(mljob, env, tmp_path, genes_file, jobs_path):

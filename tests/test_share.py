@@ -339,7 +339,6 @@ def mljob(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -
         text=True,
         timeout=timeout,
         env={**base, **(env or {})},
-        cwd=REPO,
     )
 
 

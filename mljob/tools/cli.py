@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok, 1 the job failed, 2 bad usage or input, 3 a service it needs (the queue, the share,
 the function app) could not be reached; errors are one line on stderr. Settings are read from the
-environment here, once per command, and passed down.
+environment here, once per command, and passed down; like `mljob serve` (and `func start`), every command
+first puts the "Values" of ./local.settings.json into the environment, where they are not set already.
+Only the commands that run a job (`run`, `submit --run`, `demo`) need DATA_PATH.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mljob` console script."""
     args = build_parser().parse_args(argv)
     try:
+        if args.handler is not cmd_serve:  # `mljob serve` reads the one of its --app-dir, and logs what it took
+            from mljob.tools.devhost import load_local_settings
+
+            load_local_settings(Path.cwd())
         return args.handler(args)
     except MljobError as exc:
         print(f"mljob: error: {exc}", file=sys.stderr)
@@ -91,7 +97,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         params["gsc_res"] = _csv(args.gsc_res, GSCS, "--gsc-res")
     if args.no_cross_validate:
         params["cross_validate"] = False
-    manager = _manager(args)
+    manager = _manager(args, need_data=args.run)  # creating the folder needs no backend data
     jobname = manager.submit(
         _read_input(args.genes_file),
         params,
