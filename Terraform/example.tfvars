@@ -3,8 +3,15 @@
 env            = "dev1"
 location       = "eastus"
 plan_sku       = "EP2"
-max_instances  = 3
+share_tier     = "Standard"
 share_quota_gb = 100
+
+# Scale (defaults from docs/capacity.md)
+maximum_elastic_worker_count = 30
+app_scale_limit              = 30
+elastic_instance_minimum     = 1
+pre_warmed_instance_count    = 1
+
 mount_path     = "/mnt/geneplexus"
 python_version = "3.11"
 queue_name     = "jobprocessing"

@@ -1,8 +1,10 @@
 # mljob on Azure Functions: one resource group per environment holding
 #   - a storage account: the Functions host's own storage (AzureWebJobsStorage), the job queue and its poison queue,
 #     and the Azure Files share mounted at var.mount_path with data/ (GenePlexus backend data) and jobs/ (job folders);
+#     with share_tier Premium the share is in a second, FileStorage account instead (premium files need one);
 #   - Log Analytics + workspace-based Application Insights;
-#   - a Linux Elastic Premium plan and the Python function app (function_app.py at the repository root).
+#   - a Linux Elastic Premium plan and the Python function app (function_app.py at the repository root), scaled by the
+#     variables whose defaults docs/capacity.md (benchmarks/capacity.py) derives from measured job figures.
 # No secret is written in any file here: keys and connection strings exist only in the Terraform state (keep it
 # private: it is git-ignored in this folder) and in the function app's settings.
 
@@ -29,6 +31,7 @@ locals {
   suffix               = "${var.project}-${var.env}"
   resource_group_name  = "rg-${local.suffix}"
   storage_account_name = "st${var.project}${var.env}"
+  files_account_name   = "sf${var.project}${var.env}"
   function_app_name    = "func-${local.suffix}"
   plan_name            = "asp-${local.suffix}"
   log_analytics_name   = "log-${local.suffix}"
@@ -37,8 +40,17 @@ locals {
   poison_queue_name    = "${var.queue_name}-poison"
 
   # One share mount holds both folders, as in the predecessor: a job reads data/ and writes jobs/ on the same share.
-  data_path = "${var.mount_path}/data"
-  jobs_path = "${var.mount_path}/jobs"
+  # Terraform creates both folders in the share (azurerm_storage_share_directory below) from the same names.
+  data_dir  = "data"
+  jobs_dir  = "jobs"
+  data_path = "${var.mount_path}/${local.data_dir}"
+  jobs_path = "${var.mount_path}/${local.jobs_dir}"
+
+  # The account that holds the share: the main (standard) account, or with share_tier Premium the FileStorage one.
+  premium_share      = var.share_tier == "Premium"
+  share_account_id   = local.premium_share ? azurerm_storage_account.files[0].id : azurerm_storage_account.main.id
+  share_account_name = local.premium_share ? azurerm_storage_account.files[0].name : azurerm_storage_account.main.name
+  share_account_key  = local.premium_share ? azurerm_storage_account.files[0].primary_access_key : azurerm_storage_account.main.primary_access_key
 
   tags = merge(var.tags, {
     project    = var.project
@@ -78,6 +90,10 @@ resource "azurerm_storage_account" "main" {
   cross_tenant_replication_enabled  = false
   local_user_enabled                = false # no SFTP/local users
   infrastructure_encryption_enabled = true
+  # A standard share gets 20,000 requests/s and up to the account's throughput instead of 1,000 requests/s and
+  # 60 MiB/s: the jobs' file operations would use up the default at about 5 busy instances (docs/capacity.md).
+  # Costs nothing; it cannot be turned off again.
+  large_file_share_enabled = true
 
   # Nothing here hands out SAS tokens; should someone sign one by hand, a long-lived one is logged.
   sas_policy {
@@ -136,10 +152,77 @@ resource "azurerm_storage_queue" "poison" {
   storage_account_id = azurerm_storage_account.main.id
 }
 
+# share_tier Premium only: premium (SSD) Azure Files needs a FileStorage account with account_tier Premium, which
+# holds nothing but file shares; the queue and the app's own storage stay on the standard account above.
+resource "azurerm_storage_account" "files" {
+  #checkov:skip=CKV_AZURE_206:Test environment: locally redundant premium files. Backend data are re-downloaded from GenePlexus's source and every job can be re-run from its inputs; zone-redundant premium files cost more.
+  #checkov:skip=CKV_AZURE_59:The function app (no VNet integration) mounts the share over the public endpoint; closing it needs VNet integration and private endpoints, out of scope for a test environment. Access needs the account key over HTTPS with TLS 1.2.
+  #checkov:skip=CKV_AZURE_33:A FileStorage account holds file shares only: it has no queue service whose requests could be logged.
+  #checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet, VNet integration of the function app and private DNS zones: out of scope for a test environment.
+  #checkov:skip=CKV2_AZURE_1:Customer-managed keys need a Key Vault with purge protection and key rotation; Microsoft-managed encryption at rest is enough for public GenePlexus data and test jobs.
+  #checkov:skip=CKV2_AZURE_40:Shared keys are required: the function app's Azure Files mount only takes an account key.
+  #checkov:skip=CKV2_AZURE_38:Blob soft delete cannot exist on a FileStorage account (no blobs; checkov 3.3 fails every FileStorage account here); the share's own soft delete is on (share_properties, 7 days).
+  count                    = local.premium_share ? 1 : 0
+  name                     = local.files_account_name
+  resource_group_name      = azurerm_resource_group.main.name
+  location                 = azurerm_resource_group.main.location
+  account_kind             = "FileStorage"
+  account_tier             = "Premium"
+  account_replication_type = "LRS"
+
+  https_traffic_only_enabled        = true
+  min_tls_version                   = "TLS1_2"
+  allow_nested_items_to_be_public   = false
+  shared_access_key_enabled         = true # see CKV2_AZURE_40 above
+  public_network_access_enabled     = true # see CKV_AZURE_59 above
+  cross_tenant_replication_enabled  = false
+  local_user_enabled                = false
+  infrastructure_encryption_enabled = true
+
+  sas_policy {
+    expiration_period = "1.00:00:00"
+    expiration_action = "Log"
+  }
+
+  share_properties {
+    retention_policy {
+      days = 7
+    }
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[a-z0-9]{3,24}$", local.files_account_name))
+      error_message = "The premium files storage account name must be 3-24 lower-case letters and digits."
+    }
+  }
+}
+
 resource "azurerm_storage_share" "main" {
   name               = local.share_name
-  storage_account_id = azurerm_storage_account.main.id
+  storage_account_id = local.share_account_id
   quota              = var.share_quota_gb
+
+  lifecycle {
+    precondition {
+      condition     = !local.premium_share || var.share_quota_gb >= 100
+      error_message = "A premium share is provisioned at 100 GiB at least: set share_quota_gb to 100 or more."
+    }
+  }
+}
+
+# data/ and jobs/ exist from the start: /api/health answers 503 (and the platform's health check evicts the instance)
+# while DATA_PATH or JOBS_PATH is missing. Created through the share's data-plane URL with the account key.
+resource "azurerm_storage_share_directory" "data" {
+  name              = local.data_dir
+  storage_share_url = azurerm_storage_share.main.url
+}
+
+resource "azurerm_storage_share_directory" "jobs" {
+  name              = local.jobs_dir
+  storage_share_url = azurerm_storage_share.main.url
 }
 
 # --- Monitoring --------------------------------------------------------------------------------------------------------
@@ -165,14 +248,14 @@ resource "azurerm_application_insights" "main" {
 # --- The function app ----------------------------------------------------------------------------------------------
 
 resource "azurerm_service_plan" "main" {
-  #checkov:skip=CKV_AZURE_212:Test environment: one instance (more are added on demand up to var.max_instances); an always-on second instance for failover would double the cost.
+  #checkov:skip=CKV_AZURE_212:Test environment: one always-ready instance (more are added on demand up to var.maximum_elastic_worker_count); an always-on second instance for failover would double the cost.
   #checkov:skip=CKV_AZURE_225:Zone redundancy keeps several instances running at all times, spread over availability zones: too costly for a test environment.
   name                         = local.plan_name
   resource_group_name          = azurerm_resource_group.main.name
   location                     = azurerm_resource_group.main.location
   os_type                      = "Linux"
   sku_name                     = var.plan_sku
-  maximum_elastic_worker_count = var.max_instances
+  maximum_elastic_worker_count = var.maximum_elastic_worker_count
   tags                         = local.tags
 }
 
@@ -218,6 +301,12 @@ resource "azurerm_linux_function_app" "main" {
     health_check_path                 = "/api/health"
     health_check_eviction_time_in_min = 10
 
+    # Scale (docs/capacity.md): always-ready instances (the plan bills at least one), a pre-warmed buffer so that a
+    # scale-out does not wait for a cold start, and the app's own scale limit within the plan's maximum.
+    elastic_instance_minimum  = var.elastic_instance_minimum
+    pre_warmed_instance_count = var.pre_warmed_instance_count
+    app_scale_limit           = var.app_scale_limit
+
     application_stack {
       python_version = var.python_version
     }
@@ -250,17 +339,19 @@ resource "azurerm_linux_function_app" "main" {
     CALLBACK_ALLOWED_HOSTS = var.callback_allowed_hosts
     JOB_TIMEOUT_SECONDS    = tostring(var.job_timeout_seconds)
     JOB_MEMORY_MB          = tostring(var.job_memory_mb)
+    PLAN_PRICE_PER_HOUR    = tostring(var.plan_price_per_hour)
     WEB_WAIT_SECONDS       = tostring(var.web_wait_seconds)
     WEB_MAX_WAITING        = tostring(var.web_max_waiting)
   }
 
-  # The share with data/ and jobs/, mounted read-write at var.mount_path.
+  # The share with data/ and jobs/, mounted read-write at var.mount_path (from the premium account with share_tier
+  # Premium).
   storage_account {
     name         = local.share_name
     type         = "AzureFiles"
-    account_name = azurerm_storage_account.main.name
+    account_name = local.share_account_name
     share_name   = azurerm_storage_share.main.name
-    access_key   = azurerm_storage_account.main.primary_access_key
+    access_key   = local.share_account_key
     mount_path   = var.mount_path
   }
 
@@ -277,6 +368,11 @@ resource "azurerm_linux_function_app" "main" {
     precondition {
       condition     = can(regex("^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$", local.function_app_name))
       error_message = "The function app name must be 2-32 lower-case letters, digits and hyphens, not starting or ending with a hyphen."
+    }
+
+    precondition {
+      condition     = var.app_scale_limit <= var.maximum_elastic_worker_count && var.elastic_instance_minimum <= var.maximum_elastic_worker_count
+      error_message = "The app_scale_limit and elastic_instance_minimum must not exceed maximum_elastic_worker_count (the plan's maximum)."
     }
   }
 }

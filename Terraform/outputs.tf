@@ -7,8 +7,13 @@ output "AZRG" {
 }
 
 output "AZSA" {
-  description = "Storage account that holds the job queue, its poison queue and the data/jobs share."
+  description = "Storage account that holds the job queue and its poison queue (and, with share_tier Standard, the data/jobs share)."
   value       = azurerm_storage_account.main.name
+}
+
+output "share_account" {
+  description = "Storage account that holds the data/jobs share: AZSA, or with share_tier Premium the FileStorage account."
+  value       = local.share_account_name
 }
 
 output "AZFN" {

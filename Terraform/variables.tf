@@ -1,6 +1,7 @@
 # Every Azure name derives from project + env (see locals in main.tf). The validations below are chosen so
 # that ANY accepted project and env give valid names:
 #   storage account  "st<project><env>"      <= 2 + 12 + 10 = 24 lower-case letters and digits (Azure: 3-24)
+#   premium files    "sf<project><env>"      the same length (only with share_tier Premium)
 #   function app     "func-<project>-<env>"  <= 28 characters (Azure: 2-60; <= 32 keeps the Functions host id
 #                                              unique, it is cut at 32 characters)
 #   resource group, plan, Log Analytics, Application Insights: "<kind>-<project>-<env>", well within their limits.
@@ -38,8 +39,10 @@ variable "location" {
   }
 }
 
+# --- Scale: the defaults come from benchmarks/capacity.py (docs/capacity.md), measured job figures x Azure's limits ---
+
 variable "plan_sku" {
-  description = "Elastic Premium plan size: EP1 (1 vCPU, 3.5 GB), EP2 (2 vCPU, 7 GB), EP3 (4 vCPU, 14 GB)."
+  description = "Elastic Premium plan size: EP1 (1 vCPU, 3.5 GB), EP2 (2 vCPU, 7 GB), EP3 (4 vCPU, 14 GB). EP2 (docs/capacity.md): a lone job keeps 1.2 cores busy, so EP1 runs it 38 % slower; EP2 holds two jobs at once with full warm caches (84 % of its memory). Every plan costs the same per job once its cores are full (USD 0.0005 a job); EP2 costs twice EP1 per hour."
   type        = string
   default     = "EP2"
 
@@ -49,25 +52,69 @@ variable "plan_sku" {
   }
 }
 
-variable "max_instances" {
-  description = "Most instances the Elastic Premium plan may scale out to (each one bills while it runs)."
+variable "maximum_elastic_worker_count" {
+  description = "Most instances the plan may scale out to (maximum_elastic_worker_count: the plan's burst limit; each one bills while allocated). 30 (docs/capacity.md): a burst of 1,000 jobs on EP2 ends no sooner with more (the scale controller adds 4 instances per 30 s, so they arrive after the queue has drained), and the share's request rate would run out at 53 to 76 busy instances (an upper bound). Linux allows 100 in East US, 20 to 100 elsewhere: check your region."
   type        = number
-  default     = 3
+  default     = 30
 
   validation {
-    condition     = var.max_instances >= 1 && var.max_instances <= 100 && floor(var.max_instances) == var.max_instances
-    error_message = "The max_instances must be a whole number from 1 to 100."
+    condition     = var.maximum_elastic_worker_count >= 1 && var.maximum_elastic_worker_count <= 100 && floor(var.maximum_elastic_worker_count) == var.maximum_elastic_worker_count
+    error_message = "The maximum_elastic_worker_count must be a whole number from 1 to 100 (the most a Linux Elastic Premium plan has in any region)."
+  }
+}
+
+variable "app_scale_limit" {
+  description = "Most instances the function app itself may use (site_config.app_scale_limit, Azure's functionAppScaleLimit), at most maximum_elastic_worker_count. 30, the plan's maximum (docs/capacity.md): the app is alone in its plan and the standard share (large file shares) serves 53 to 76 busy EP2 instances. Lower it to spare a smaller share: a premium share of 100 GiB runs out of requests at 8 to 12."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.app_scale_limit >= 1 && var.app_scale_limit <= 100 && floor(var.app_scale_limit) == var.app_scale_limit
+    error_message = "The app_scale_limit must be a whole number from 1 to 100."
+  }
+}
+
+variable "elastic_instance_minimum" {
+  description = "Always-ready instances of the app (site_config.elastic_instance_minimum), billed day and night; the plan bills at least one anyway. 1 (docs/capacity.md): one EP2 instance runs about 580 jobs an hour, far more than a test environment sees; each more costs about USD 315 a month. Bursts are served by scale-out."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.elastic_instance_minimum >= 1 && var.elastic_instance_minimum <= 20 && floor(var.elastic_instance_minimum) == var.elastic_instance_minimum
+    error_message = "The elastic_instance_minimum must be a whole number from 1 to 20 (Azure's always-ready maximum per app; the plan bills at least one)."
+  }
+}
+
+variable "pre_warmed_instance_count" {
+  description = "Pre-warmed instances (site_config.pre_warmed_instance_count): started ahead, billed only while the app is active, so a scale-out does not wait for a cold start. 1, Azure's default (docs/capacity.md): the first instance of a scale-out is ready at once; more shortens a 1,000-job burst by seconds only. Left unset, azurerm sends 0."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.pre_warmed_instance_count >= 0 && var.pre_warmed_instance_count <= 10 && floor(var.pre_warmed_instance_count) == var.pre_warmed_instance_count
+    error_message = "The pre_warmed_instance_count must be a whole number from 0 to 10."
+  }
+}
+
+variable "share_tier" {
+  description = "Azure Files tier of the data/jobs share. Standard (default, docs/capacity.md): the share sits in the main storage account with large file shares on, 20,000 requests/s, and bills per use. Premium: the share gets its own FileStorage account (account_tier Premium), provisioned at share_quota_gb (at least 100 GiB: 3,000 + 1 requests/s per GiB, so 3,100 at 100 GiB, and 110 MiB/s); the queue and the app's own storage stay on the standard account."
+  type        = string
+  default     = "Standard"
+
+  validation {
+    condition     = contains(["Standard", "Premium"], var.share_tier)
+    error_message = "The share_tier must be Standard or Premium."
   }
 }
 
 variable "share_quota_gb" {
-  description = "Quota of the Azure Files share that holds data/ (GenePlexus backend data) and jobs/, in GB."
+  description = "Quota of the Azure Files share that holds data/ (GenePlexus backend data) and jobs/, in GB; with share_tier Premium its provisioned size (at least 100), which sets its IOPS and throughput."
   type        = number
   default     = 100
 
   validation {
-    condition     = var.share_quota_gb >= 1 && var.share_quota_gb <= 5120 && floor(var.share_quota_gb) == var.share_quota_gb
-    error_message = "The share_quota_gb must be a whole number from 1 to 5120 (a standard share without large file shares)."
+    condition     = var.share_quota_gb >= 1 && var.share_quota_gb <= 102400 && floor(var.share_quota_gb) == var.share_quota_gb
+    error_message = "The share_quota_gb must be a whole number from 1 to 102400 (100 TiB: a standard share with large file shares, or a premium share)."
   }
 }
 
@@ -179,6 +226,17 @@ variable "job_memory_mb" {
   validation {
     condition     = var.job_memory_mb >= 0 && floor(var.job_memory_mb) == var.job_memory_mb
     error_message = "The job_memory_mb must be a whole number of at least 0."
+  }
+}
+
+variable "plan_price_per_hour" {
+  description = "PLAN_PRICE_PER_HOUR: USD per instance-hour of the plan, for job_info.json's estimated_cost (default EP2: 2 vCPU x 0.173 + 7 GB x 0.0123, Linux, East US list price). Set it to your plan and region."
+  type        = number
+  default     = 0.432
+
+  validation {
+    condition     = var.plan_price_per_hour >= 0
+    error_message = "The plan_price_per_hour must be a number of at least 0."
   }
 }
 

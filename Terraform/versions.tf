@@ -5,10 +5,12 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # 4.46 brought `storage_account_id` to azurerm_storage_queue (queues and the share are then created through
-      # Azure Resource Manager, no data-plane access needed from the machine running terraform); 4.47 fixed
-      # azurerm_storage_account when its deprecated inline queue_properties block is left out, as here.
-      version = "~> 4.47"
+      # 4.46 brought `storage_account_id` to azurerm_storage_queue (queues and the share are created through Azure
+      # Resource Manager); 4.47 fixed azurerm_storage_account when its deprecated inline queue_properties block is
+      # left out, as here; 4.54 brought `storage_share_url` to azurerm_storage_share_directory, the data-plane URL a
+      # share created from `storage_account_id` needs (its `storage_share_id` wanted an id such a share no longer
+      # has). The data/ and jobs/ folders are created on the share's data plane, over HTTPS with the account key.
+      version = "~> 4.54"
     }
   }
 }

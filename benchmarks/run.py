@@ -652,6 +652,72 @@ class Bench:
         os.environ["DATA_CACHE_MB"] = "0"
         self.extra["scaling"] = out
 
+    def concurrency(self) -> None:
+        """Two jobs at once on this machine (two threads, each run in its own job process, as with host.json's
+        batchSize 2) against the same two jobs one after the other: does a second job per instance raise
+        throughput? Both sides warm (both job processes have served a job; DATA_CACHE_MB 2048, the default).
+        benchmarks/capacity.py reads this row and its job figures (docs/capacity.md)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mljob.results_store import ResultsFileStore
+
+        print("concurrency: two jobs at once vs one after the other ...", flush=True)
+        before = os.environ.get("DATA_CACHE_MB")
+        os.environ["DATA_CACHE_MB"] = "2048"
+        store = ResultsFileStore(self._dir("concurrency-jobs"))
+        jobs: dict[str, list[str]] = {"together": [], "in_a_row": []}
+
+        def one(side: str) -> None:
+            name = job_name("cc")
+            runner_job(store, self.data, self.genes, name)
+            jobs[side].append(name)
+
+        def together() -> None:
+            with ThreadPoolExecutor(2) as pool:
+                for future in [pool.submit(one, "together") for _ in range(2)]:
+                    future.result()
+
+        def in_a_row() -> None:
+            one("in_a_row")
+            one("in_a_row")
+
+        try:
+            together()  # warm-up: two job processes (supervisor.MAX_IDLE keeps both), each with its cache filled
+            in_a_row()
+            for names in jobs.values():
+                names.clear()
+            a, b = [], []
+            for i in range(self.rounds):
+                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                    (a if side == "A" else b).append(timed(together if side == "A" else in_a_row))
+        finally:
+            if before is None:
+                os.environ.pop("DATA_CACHE_MB", None)
+            else:
+                os.environ["DATA_CACHE_MB"] = before
+
+        def figures(names: list[str]) -> dict[str, list[float]]:
+            infos = [store.read_job_info(name) for name in names]
+            return {key: [info[key] for info in infos] for key in ("total_seconds", "cpu_seconds", "peak_memory_mb")}
+
+        self.extra["concurrency"] = {
+            "cores": os.cpu_count(),
+            "together_seconds": a,
+            "in_a_row_seconds": b,
+            "jobs_together": figures(jobs["together"]),
+            "jobs_in_a_row": figures(jobs["in_a_row"]),
+        }
+        ratio = statistics.median(a) / statistics.median(b)
+        self.row(
+            "concurrency (2 jobs)",
+            "two jobs at once (two threads, two job processes)",
+            "the same two jobs one after the other",
+            a,
+            b,
+            "<= 0.90",
+            note=f"throughput x{1 / ratio:.2f} with two at once",
+        )
+
     def _dir(self, name: str) -> Path:
         path = self.tmp / name
         path.mkdir(parents=True, exist_ok=True)
@@ -757,6 +823,7 @@ def main() -> int:
         "warm": bench.warm,
         "memory": bench.memory,
         "scaling": bench.scaling,
+        "concurrency": bench.concurrency,
     }
     chosen = [s for s in args.only.split(",") if s] or list(steps)
     started = time.time()

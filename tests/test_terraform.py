@@ -33,20 +33,26 @@ CLOUD_SETTINGS = [name for name in env_names() if name not in DEV_HOST_ONLY]
 EXPECTED_RESOURCES = {
     ("azurerm_resource_group", "main"),
     ("azurerm_storage_account", "main"),
+    ("azurerm_storage_account", "files"),
     ("azurerm_storage_account_queue_properties", "main"),
     ("azurerm_storage_queue", "jobs"),
     ("azurerm_storage_queue", "poison"),
     ("azurerm_storage_share", "main"),
+    ("azurerm_storage_share_directory", "data"),
+    ("azurerm_storage_share_directory", "jobs"),
     ("azurerm_log_analytics_workspace", "main"),
     ("azurerm_application_insights", "main"),
     ("azurerm_service_plan", "main"),
     ("azurerm_linux_function_app", "main"),
 }
 EXPECTED_VARIABLES = {
-    "project", "env", "location", "plan_sku", "max_instances", "share_quota_gb", "mount_path", "python_version",
+    "project", "env", "location", "plan_sku", "share_quota_gb", "mount_path", "python_version",
     "queue_name", "max_input_genes", "max_input_bytes", "lease_stale_seconds", "log_retention_days", "tags",
+    # scale (defaults from docs/capacity.md) and the share's tier
+    "maximum_elastic_worker_count", "app_scale_limit", "elastic_instance_minimum", "pre_warmed_instance_count",
+    "share_tier",
 }  # fmt: skip
-EXPECTED_OUTPUTS = {"AZRG", "AZSA", "AZFN", "share_name", "function_app_hostname", "enqueue_url"}
+EXPECTED_OUTPUTS = {"AZRG", "AZSA", "AZFN", "share_name", "share_account", "function_app_hostname", "enqueue_url"}
 
 
 # --- reading python-hcl2's output -------------------------------------------------------------------------------------
@@ -123,7 +129,8 @@ def _default(name: str) -> Any:
 
 # --- a tiny evaluator for the validation and precondition conditions ------------------------------------------------
 # It understands exactly what the .tf files use: can(regex(...)), length, contains, floor, var./local. references,
-# comparisons, &&, || and !. Anything else makes it fail loudly, so a new kind of condition gets a test, not a pass.
+# comparisons, &&, || and !, and one (unnested) `cond ? a : b`. Anything else makes it fail loudly, so a new kind of
+# condition gets a test, not a pass.
 
 _FUNCTIONS = {
     "regex": lambda pattern, text: re.search(pattern, text).group(0),  # Terraform's regex errors when nothing matches
@@ -132,7 +139,7 @@ _FUNCTIONS = {
     "floor": math.floor,
     "join": lambda separator, items: separator.join(items),
 }
-_ALLOWED_WORDS = {"and", "or", "not", "lambda", "True", "False", "can", *_FUNCTIONS}
+_ALLOWED_WORDS = {"and", "or", "not", "lambda", "True", "False", "can", "if", "else", *_FUNCTIONS}
 
 
 def _can(thunk) -> bool:
@@ -145,7 +152,12 @@ def _can(thunk) -> bool:
 
 def _evaluate(condition: str, values: dict[str, Any]) -> bool:
     """Evaluate an HCL condition; `values` maps "var.x" / "local.y" to Python values."""
-    text = _expr(condition)
+    return bool(_value(condition, values))
+
+
+def _value(expression: str, values: dict[str, Any]) -> Any:
+    """The value of an HCL expression made of what _evaluate understands."""
+    text = _expr(expression)
     namespace: dict[str, Any] = {"can": _can, **_FUNCTIONS}
 
     def literal(match: re.Match[str]) -> str:
@@ -164,11 +176,16 @@ def _evaluate(condition: str, values: dict[str, Any]) -> bool:
     text = text.replace("&&", " and ").replace("||", " or ")
     text = re.sub(r"!(?!=)", " not ", text)
     text = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", text))
+    if "?" in text:  # string literals are out of the text by now: this is HCL's conditional operator
+        test, _, branches = text.partition("?")
+        chosen, colon, other = branches.partition(":")
+        assert colon and "?" not in branches, f"the test's evaluator reads one unnested `c ? a : b`: {expression!r}"
+        text = f"({chosen}) if ({test}) else ({other})"
     text = text.replace("can(", "can(lambda: ")
     unknown = {w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if w not in _ALLOWED_WORDS and w not in namespace}
-    assert not unknown, f"the test's evaluator does not know {sorted(unknown)} in {condition!r}"
+    assert not unknown, f"the test's evaluator does not know {sorted(unknown)} in {expression!r}"
     # The names go in the globals: the lambdas made for can() look their names up there.
-    return bool(eval(text, {"__builtins__": {}, **namespace}))
+    return eval(text, {"__builtins__": {}, **namespace})
 
 
 def _validations(tf: dict[str, Any], name: str) -> list[str]:
@@ -247,8 +264,17 @@ def test_variable_defaults(tf):
         "web_wait_seconds": _default("WEB_WAIT_SECONDS"),
         "web_max_waiting": _default("WEB_MAX_WAITING"),
         "cors_allowed_origins": [],  # no origin until one is named
+        # scale: benchmarks/capacity.py's figures (tests/test_capacity.py checks that the model still gives these)
+        "maximum_elastic_worker_count": 30,
+        "app_scale_limit": 30,
+        "elastic_instance_minimum": 1,
+        "pre_warmed_instance_count": 1,
+        "share_tier": "Standard",
     }
     assert {name: variables[name]["default"] for name in expected} == expected
+    for name in ("plan_sku", "maximum_elastic_worker_count", "app_scale_limit", "elastic_instance_minimum",
+                 "pre_warmed_instance_count", "share_tier"):  # fmt: skip
+        assert "docs/capacity.md" in variables[name]["description"], f"{name}: say why its default (docs/capacity.md)"
     for name, body in variables.items():
         if "default" in body and body.get("validation"):
             assert _accepts(tf, name, body["default"]), f"the default of {name} fails its own validation"
@@ -295,6 +321,7 @@ def test_plan_is_linux_elastic_premium(tf):
     plan = tf["resources"][("azurerm_service_plan", "main")]
     assert plan["os_type"] == "Linux"
     assert _expr(plan["sku_name"]) == "var.plan_sku"
+    assert _expr(plan["maximum_elastic_worker_count"]) == "var.maximum_elastic_worker_count"
     app = tf["resources"][("azurerm_linux_function_app", "main")]
     assert _expr(app["service_plan_id"]) == "azurerm_service_plan.main.id"
     insights = tf["resources"][("azurerm_application_insights", "main")]
@@ -316,11 +343,82 @@ def test_share_is_mounted(tf):
     assert mount["type"] == "AzureFiles"
     assert _expr(mount["mount_path"]) == "var.mount_path"
     assert _expr(mount["share_name"]) == "azurerm_storage_share.main.name"
-    assert _expr(mount["account_name"]) == "azurerm_storage_account.main.name"
-    assert _expr(mount["access_key"]) == "azurerm_storage_account.main.primary_access_key"
+    assert _expr(mount["account_name"]) == "local.share_account_name"
+    assert _expr(mount["access_key"]) == "local.share_account_key"
     share = tf["resources"][("azurerm_storage_share", "main")]
     assert _expr(share["quota"]) == "var.share_quota_gb"
-    assert _expr(share["storage_account_id"]) == "azurerm_storage_account.main.id"
+    assert _expr(share["storage_account_id"]) == "local.share_account_id"
+    assert _expr(tf["outputs"]["share_account"]["value"]) == "local.share_account_name"
+
+
+def _premium(tf: dict[str, Any], tier: str) -> bool:
+    return bool(_value(tf["locals"]["premium_share"], {"var.share_tier": tier}))
+
+
+@pytest.mark.parametrize("tier", ["Standard", "Premium"])
+def test_share_account_follows_the_tier(tf, tier):
+    """Standard: the share is in the main account (queue, host storage). Premium: in its own FileStorage account,
+    created only then; the queue and the app's own storage stay on the main account either way."""
+    premium = _premium(tf, tier)
+    assert premium is (tier == "Premium")
+    files = tf["resources"][("azurerm_storage_account", "files")]
+    assert _value(files["count"], {"local.premium_share": premium}) == (1 if premium else 0)
+    for attribute in ("id", "name", "primary_access_key"):
+        local = {"id": "share_account_id", "name": "share_account_name", "primary_access_key": "share_account_key"}
+        match = re.fullmatch(r"(\S+) \? (\S+) : (\S+)", _expr(tf["locals"][local[attribute]]))
+        assert match, tf["locals"][local[attribute]]
+        test, if_premium, if_standard = match.groups()
+        assert test == "local.premium_share"
+        assert if_premium == f"azurerm_storage_account.files[0].{attribute}"
+        assert if_standard == f"azurerm_storage_account.main.{attribute}"
+    app = tf["resources"][("azurerm_linux_function_app", "main")]
+    assert _expr(app["storage_account_name"]) == "azurerm_storage_account.main.name"
+    assert _expr(app["storage_account_access_key"]) == "azurerm_storage_account.main.primary_access_key"
+    settings = app["app_settings"]
+    assert _expr(settings["QUEUECONNECTIONSTRING"]) == "azurerm_storage_account.main.primary_connection_string"
+    # a premium share is provisioned at 100 GiB at least
+    precondition = _one(_one(tf["resources"][("azurerm_storage_share", "main")]["lifecycle"])["precondition"])
+    for quota, ok in ((100, True), (99, not premium), (1, not premium), (5000, True)):
+        values = {"local.premium_share": premium, "var.share_quota_gb": quota}
+        assert _evaluate(precondition["condition"], values) is ok, (tier, quota)
+
+
+def test_premium_files_account(tf):
+    files = tf["resources"][("azurerm_storage_account", "files")]
+    assert files["account_kind"] == "FileStorage" and files["account_tier"] == "Premium"
+    assert files["account_replication_type"] == "LRS"
+    assert files["https_traffic_only_enabled"] is True and files["min_tls_version"] == "TLS1_2"
+    assert files["allow_nested_items_to_be_public"] is False and files["local_user_enabled"] is False
+    assert files["infrastructure_encryption_enabled"] is True
+    assert _one(_one(files["share_properties"])["retention_policy"])["days"] == 7
+    # the standard account's share gets 20,000 requests/s instead of 1,000 (docs/capacity.md)
+    assert tf["resources"][("azurerm_storage_account", "main")]["large_file_share_enabled"] is True
+
+
+def test_share_folders_are_created_from_the_path_locals(tf):
+    """data/ and jobs/ exist after apply (/api/health answers 503 without them), named by the locals that build
+    DATA_PATH and JOBS_PATH."""
+    for folder in ("data", "jobs"):
+        directory = tf["resources"][("azurerm_storage_share_directory", folder)]
+        assert _expr(directory["name"]) == f"local.{folder}_dir"
+        assert tf["locals"][f"{folder}_dir"] == folder
+        assert _expr(directory["storage_share_url"]) == "azurerm_storage_share.main.url"
+        assert tf["locals"][f"{folder}_path"] == f"${{var.mount_path}}/${{local.{folder}_dir}}"
+    settings = tf["resources"][("azurerm_linux_function_app", "main")]["app_settings"]
+    assert _expr(settings["DATA_PATH"]) == "local.data_path" and _expr(settings["JOBS_PATH"]) == "local.jobs_path"
+
+
+def test_scale_settings_are_wired(tf):
+    app = tf["resources"][("azurerm_linux_function_app", "main")]
+    site = _one(app["site_config"])
+    for name in ("elastic_instance_minimum", "pre_warmed_instance_count", "app_scale_limit"):
+        assert _expr(site[name]) == f"var.{name}"
+    conditions = [p["condition"] for p in _one(app["lifecycle"])["precondition"]]
+    scale = next(c for c in conditions if "app_scale_limit" in c)
+    for app_limit, minimum, maximum, ok in ((30, 1, 30, True), (31, 1, 30, False), (5, 6, 5, False), (1, 1, 1, True)):
+        values = {"var.app_scale_limit": app_limit, "var.elastic_instance_minimum": minimum,
+                  "var.maximum_elastic_worker_count": maximum}  # fmt: skip
+        assert _evaluate(scale, values) is ok, values
 
 
 def test_app_settings_are_the_settings_the_code_reads(tf):
@@ -418,10 +516,38 @@ VALIDATION_CASES = [
     ("share_quota_gb", 100, True),
     ("share_quota_gb", 5120, True),
     ("share_quota_gb", 0, False),
-    ("share_quota_gb", 5121, False),
+    ("share_quota_gb", 5121, True),
+    ("share_quota_gb", 102400, True),
+    ("share_quota_gb", 102401, False),
     ("share_quota_gb", 1.5, False),
-    ("max_instances", 1, True),
-    ("max_instances", 0, False),
+    ("maximum_elastic_worker_count", 1, True),
+    ("maximum_elastic_worker_count", 30, True),
+    ("maximum_elastic_worker_count", 100, True),
+    ("maximum_elastic_worker_count", 0, False),
+    ("maximum_elastic_worker_count", 101, False),
+    ("maximum_elastic_worker_count", 2.5, False),
+    ("app_scale_limit", 1, True),
+    ("app_scale_limit", 100, True),
+    ("app_scale_limit", 0, False),
+    ("app_scale_limit", 101, False),
+    ("app_scale_limit", 7.5, False),
+    ("elastic_instance_minimum", 1, True),
+    ("elastic_instance_minimum", 20, True),
+    ("elastic_instance_minimum", 0, False),
+    ("elastic_instance_minimum", 21, False),
+    ("elastic_instance_minimum", 1.5, False),
+    ("pre_warmed_instance_count", 0, True),
+    ("pre_warmed_instance_count", 1, True),
+    ("pre_warmed_instance_count", 10, True),
+    ("pre_warmed_instance_count", -1, False),
+    ("pre_warmed_instance_count", 11, False),
+    ("pre_warmed_instance_count", 0.5, False),
+    ("share_tier", "Standard", True),
+    ("share_tier", "Premium", True),
+    ("share_tier", "premium", False),
+    ("share_tier", "Hot", False),
+    ("share_tier", "", False),
+    ("plan_sku", "EP4", False),
     ("max_input_genes", 0, False),
     ("lease_stale_seconds", 120, True),
     ("lease_stale_seconds", 0, False),
@@ -455,6 +581,7 @@ NAME_RULES = {
     "plan_name": (r"[A-Za-z0-9-]+", 1, 60),
     "log_analytics_name": (r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]", 4, 63),
     "app_insights_name": (r"[^%&\\?/]+", 1, 260),
+    "files_account_name": (r"[a-z0-9]+", 3, 24),
     "share_name": (r"[a-z0-9](-?[a-z0-9])*", 3, 63),
     "poison_queue_name": (r"[a-z0-9](-?[a-z0-9])*", 3, 63),
 }
@@ -473,18 +600,28 @@ def test_derived_names_follow_azure_rules(tf, variables):
         rendered = _render(tf["locals"][local], tf, variables)
         assert re.fullmatch(pattern, rendered), f"{local} = {rendered!r} breaks Azure's naming rule"
         assert shortest <= len(rendered) <= longest, f"{local} = {rendered!r} has {len(rendered)} characters"
-    # The preconditions on the derived names agree.
-    for key in (("azurerm_storage_account", "main"), ("azurerm_linux_function_app", "main")):
+    # The preconditions on the derived names agree (the others, on defaults, too).
+    defaults = {f"var.{name}": body["default"] for name, body in tf["variables"].items() if "default" in body}
+    for key in (("azurerm_storage_account", "main"), ("azurerm_storage_account", "files"),
+                ("azurerm_linux_function_app", "main")):  # fmt: skip
         for precondition in _one(tf["resources"][key]["lifecycle"])["precondition"]:
             condition = precondition["condition"]
             names = set(re.findall(r"\blocal\.([a-z_][a-z0-9_]*)", condition))
             values = {f"local.{name}": _render(tf["locals"][name], tf, variables) for name in names}
-            assert _evaluate(condition, values), condition
+            assert _evaluate(condition, {**defaults, **values}), condition
 
 
 def test_the_evaluator_refuses_what_it_does_not_know():
     with pytest.raises(AssertionError, match="does not know"):
         _evaluate('${startswith(var.x, "a")}', {"var.x": "abc"})
+    with pytest.raises(AssertionError, match="unnested"):
+        _value("${var.a ? var.b ? 1 : 2 : 3}", {"var.a": True, "var.b": True})
+
+
+def test_the_evaluator_reads_the_conditional_operator():
+    assert _value('${var.x == "Premium" ? 1 : 0}', {"var.x": "Premium"}) == 1
+    assert _value('${var.x == "Premium" ? 1 : 0}', {"var.x": "Standard"}) == 0
+    assert _value('${var.x ? "a:b" : "c"}', {"var.x": True}) == "a:b"  # a colon inside a string is not the operator
 
 
 # --- secrets, SAS, checkov skips, fmt --------------------------------------------------------------------------------
@@ -545,15 +682,20 @@ def test_state_and_real_tfvars_are_git_ignored():
 
 
 def test_every_checkov_skip_has_a_reason():
-    skips = []
+    skips = []  # (resource, check): a check may be skipped on two resources, each with its own reason
     for path in TF_FILES:
+        resource = None
         for line in path.read_text(encoding="utf-8").splitlines():
+            header = re.match(r'resource "([a-z0-9_]+)" "([a-z0-9_]+)"', line)
+            if header:
+                resource = header.groups()
             if "checkov:skip" in line:
                 match = re.fullmatch(r"\s*#checkov:skip=(CKV2?_AZURE_\d+):(.+)", line)
                 assert match, f"{path.name}: malformed skip {line.strip()!r} (#checkov:skip=CKV_AZURE_N:reason)"
                 assert len(match.group(2).split()) >= 8, f"{path.name}: give {match.group(1)} a real reason"
-                skips.append(match.group(1))
-    assert len(skips) == len(set(skips)), "a check is skipped twice"
+                assert resource, f"{path.name}: {match.group(1)} is skipped outside a resource"
+                skips.append((resource, match.group(1)))
+    assert len(skips) == len(set(skips)), "a check is skipped twice on one resource"
 
 
 def test_readme_documents_the_steps():
