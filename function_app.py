@@ -7,12 +7,14 @@ geneplexus, numpy and pandas are imported inside the functions, when a request o
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
+from mljob.errors import SettingsError
 from mljob.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +23,22 @@ if TYPE_CHECKING:
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 HOST_JSON = Path(__file__).with_name("host.json")
+
+
+def _preload_at_start() -> None:
+    """PRELOAD: a job process fills its warm cache while the host starts, so the first job is warm too."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:  # every function answers with it too; the host still starts
+        logging.getLogger(__name__).error("mljob: %s", exc)
+        return
+    if settings.preload:
+        from mljob import supervisor
+
+        supervisor.prestart(settings)
+
+
+_preload_at_start()
 
 
 def _answer(answer: Answer) -> func.HttpResponse:

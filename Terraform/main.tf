@@ -336,6 +336,7 @@ resource "azurerm_linux_function_app" "main" {
     MAX_INPUT_BYTES        = tostring(var.max_input_bytes)
     LEASE_STALE_SECONDS    = tostring(var.lease_stale_seconds)
     DATA_CACHE_MB          = tostring(var.data_cache_mb)
+    PRELOAD                = var.preload
     CALLBACK_ALLOWED_HOSTS = var.callback_allowed_hosts
     JOB_TIMEOUT_SECONDS    = tostring(var.job_timeout_seconds)
     JOB_MEMORY_MB          = tostring(var.job_memory_mb)

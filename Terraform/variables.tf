@@ -196,6 +196,17 @@ variable "data_cache_mb" {
   }
 }
 
+variable "preload" {
+  description = "PRELOAD: backend data each worker loads into its warm cache when it starts, so the first job on a new instance is warm: comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined (empty: none; docs/benchmarks.md)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^$|^[A-Za-z]+:[A-Za-z]+:[A-Za-z]+(,[A-Za-z]+:[A-Za-z]+:[A-Za-z]+)*$", var.preload))
+    error_message = "The preload must be empty or comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined."
+  }
+}
+
 variable "callback_allowed_hosts" {
   description = "CALLBACK_ALLOWED_HOSTS: comma-separated hosts job callbacks may go to (empty: any public host)."
   type        = string

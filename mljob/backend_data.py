@@ -169,6 +169,34 @@ def required_files(
     return sorted(names)
 
 
+def preload_targets(text: str | None) -> list[dict[str, str]]:
+    """The PRELOAD setting ("Human:STRING:Combined,Mouse:IMP:GO") as job parameters (sp_trn, net_type, gsc);
+    ValueError, in words, for anything GenePlexus would not run."""
+    targets = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        parts = [part.strip() for part in item.split(":")]
+        if len(parts) != 3:
+            raise ValueError(f"{item.strip()!r} is not SPECIES:NETWORK:GSC (e.g. Human:STRING:Combined)")
+        species, net, gsc = parts
+        for value, choices, what in ((species, SPECIES, "species"), (net, NETWORKS, "network"), (gsc, GSCS, "GSC")):
+            if value not in choices:
+                raise ValueError(f"{item.strip()!r}: unknown {what} {value!r} (one of {', '.join(choices)})")
+        if net not in networks_of(species) or not _gsc_allowed(species, gsc):
+            raise ValueError(f"{item.strip()!r}: GenePlexus has no {net}/{gsc} for {species}")
+        targets.append({"sp_trn": species, "net_type": net, "gsc": gsc})
+    return targets
+
+
+def preload_files(target: dict[str, str]) -> list[str]:
+    """The backend files a job trained and reported on `target`'s species, network and GSC reads."""
+    sp, gsc = target["sp_trn"], target["gsc"]
+    return required_files(
+        net_type=target["net_type"], features=FEATURES[0], sp_trn=sp, sp_res=[sp], gsc_trn=gsc, gsc_res=[gsc]
+    )
+
+
 def missing_files(data_path: str | os.PathLike, **params: Any) -> list[str]:
     """The :func:`required_files` (same keywords) that are absent or not regular files under ``data_path``."""
     return [name for name in required_files(**params) if not os.path.isfile(os.path.join(data_path, name))]

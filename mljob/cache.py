@@ -196,6 +196,32 @@ def active(budget_mb: int) -> Iterator[bool]:
                 _uninstall()
 
 
+def preload(data_path: str | os.PathLike, names: list[str], budget_mb: int) -> tuple[int, int]:
+    """Read backend files into the cache as GenePlexus 3.0.1 reads them (so a job finds them there);
+    returns (files loaded, bytes held by the cache). Names that are not backend files are skipped."""
+    from geneplexus import _geneplexus, util
+
+    loc = os.fspath(data_path)
+    count = 0
+    with active(budget_mb) as on:
+        if not on:
+            return 0, 0
+        for name in names:
+            if name.endswith(".json"):
+                util._load_json_file(loc, name)
+            elif name.startswith("NodeOrder__") and name.endswith(".txt"):
+                util._load_np_file(loc, name, "txt")
+            elif name.endswith(".npy"):
+                util._load_np_file(loc, name, "npy")
+            elif name.startswith("Edgelist__") and name.endswith(".edg"):  # as _geneplexus.py reads it (l. 121-124)
+                columns = ["Node1", "Node2"] if name.endswith("__BioGRID.edg") else ["Node1", "Node2", "Weight"]
+                _geneplexus.pd.read_csv(os.path.join(loc, name), sep="\t", header=None, names=columns)
+            else:
+                continue
+            count += 1
+    return count, CACHE.used_bytes
+
+
 def _install() -> None:
     from geneplexus import _geneplexus, util
 

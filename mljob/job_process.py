@@ -5,6 +5,7 @@ hold gRPC or HTTP server threads). It imports the ML stack once, says it is read
 reads one request per line on stdin and answers one JSON line each:
 
     request: {"jobs_path", "max_genes", "max_bytes", "jobname", "settings"}
+    (PRELOAD: {"data_path", "targets", "cache_mb"} as its one argument, loaded before it says it is ready)
     answer:  {"outcome": "completed", "summary"} | {"outcome": "refused", "message"}   (bad input, too few genes)
              | {"outcome": "memory", "message"} | {"outcome": "error", "error"}     (unexpected; traceback in job.log)
 
@@ -24,7 +25,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from mljob import cache, manifest
+from mljob import backend_data, cache, manifest
 from mljob.errors import InvalidInput, JobError
 from mljob.job_log import job_log
 from mljob.pipeline import STEP_PERCENT, run_pipeline, save_class
@@ -103,6 +104,27 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
             return {"outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
+def preload(request: dict[str, Any]) -> None:
+    """PRELOAD: read each target's backend files into the warm cache, so that even the first job on a new
+    instance is warm. A failure is logged and leaves the cache as it is: jobs then read the files themselves."""
+    for target in request["targets"]:
+        what = f"{target['sp_trn']}:{target['net_type']}:{target['gsc']}"
+        started = time.perf_counter()
+        try:
+            names = backend_data.preload_files(target)
+            count, held = cache.preload(request["data_path"], names, request["cache_mb"])
+        except Exception as exc:  # missing or unreadable data: the jobs will say so in words
+            _tell(f"PRELOAD {what} not loaded: {type(exc).__name__}: {exc}")
+            continue
+        took = time.perf_counter() - started
+        _tell(f"PRELOAD {what}: {count} backend files in the warm cache in {took:.1f} s (cache {held / 2**20:.0f} MB)")
+
+
+def _tell(line: str) -> None:
+    """One line for the host's log (this process's stderr): no job is running, so there is no job.log."""
+    print(f"mljob job process {os.getpid()}: {line}", file=sys.stderr, flush=True)
+
+
 def main() -> int:
     """Serve requests from stdin until it closes (or the supervisor dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
@@ -110,6 +132,8 @@ def main() -> int:
     _exit_with_parent(os.getppid())
     import geneplexus  # noqa: F401  (the ML stack, loaded before the first job)
 
+    if len(sys.argv) > 1:
+        preload(json.loads(sys.argv[1]))
     _send(replies, {"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         if line.strip():

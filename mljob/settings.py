@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from mljob import backend_data
 from mljob.errors import SettingsError
 
 
@@ -74,6 +75,15 @@ class Settings:
             "help": "memory budget of the warm backend-data cache shared by the jobs of one worker; 0 turns it off",
         },
     )
+    preload: str | None = field(
+        default=None,
+        metadata={
+            "env": "PRELOAD",
+            "kind": str,
+            "help": "backend data a worker loads into its warm cache when it starts, before any message: "
+            "comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined; empty: none",
+        },
+    )
     callback_allowed_hosts: str | None = field(
         default=None,
         metadata={
@@ -136,6 +146,16 @@ class Settings:
             "help": "`mljob serve`: comma-separated origins browsers may call the API from (* any); empty: none",
         },
     )
+
+    def __post_init__(self) -> None:
+        self.preload_targets()  # a bad PRELOAD is refused where settings are read, in words
+
+    def preload_targets(self) -> list[dict[str, str]]:
+        """PRELOAD as job parameters (sp_trn, net_type, gsc); SettingsError when it names no valid data."""
+        try:
+            return backend_data.preload_targets(self.preload)
+        except ValueError as exc:
+            raise SettingsError(f"PRELOAD: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

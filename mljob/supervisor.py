@@ -49,11 +49,12 @@ CHILD_CODE = "import sys; from mljob.job_process import main; sys.exit(main())" 
 class JobProcess:
     """One child interpreter running `mljob.job_process`; `run` hands it a request and returns its answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: dict[str, Any] | None = None) -> None:
+        """`preload`: backend data the child loads into its warm cache before it says it is ready."""
         path = os.pathsep.join(p for p in sys.path if p)  # the child finds modules where this process does
         env = {**os.environ, "PYTHONPATH": path}
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD_CODE],
+            [sys.executable, "-c", CHILD_CODE, *([json.dumps(preload)] if preload else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -144,12 +145,19 @@ _lock = threading.Lock()
 _busy = 0  # runs in progress in this process (each in its own job process)
 
 
-def prestart(wait: bool = False) -> None:
+def prestart(settings: Settings | None = None, wait: bool = False) -> None:
     """Start a job process now (it imports the ML stack in the background), so the first run finds one ready;
-    with `wait`, return once it is ready."""
+    with the settings' PRELOAD it also fills its warm cache with that data. With `wait`, return once it is ready."""
+    preload = None
+    if settings is not None and settings.preload_targets() and settings.data_path and settings.data_cache_mb > 0:
+        preload = {
+            "data_path": str(settings.data_path),
+            "targets": settings.preload_targets(),
+            "cache_mb": settings.data_cache_mb,
+        }
     with _lock:
-        if not _idle:
-            _idle.append(JobProcess())
+        if preload or not _idle:
+            _idle.append(JobProcess(preload))
         process = _idle[-1]
     if wait:
         process.wait_ready()

@@ -22,6 +22,7 @@ def test_env_names():
         "MLJOB_FUNCTION_KEY",
         "MESSAGE_LEASE_SECONDS",
         "DATA_CACHE_MB",
+        "PRELOAD",
         "CALLBACK_ALLOWED_HOSTS",
         "JOB_TIMEOUT_SECONDS",
         "JOB_MEMORY_MB",
@@ -30,6 +31,24 @@ def test_env_names():
         "WEB_MAX_WAITING",
         "CORS_ALLOWED_ORIGINS",
     ]
+
+
+def test_preload_is_read_as_job_parameters_and_refused_in_words():
+    assert Settings.from_env({}).preload_targets() == []
+    settings = Settings.from_env({"PRELOAD": " Human:STRING:Combined , Mouse:IMP:GO "})
+    assert settings.preload_targets() == [
+        {"sp_trn": "Human", "net_type": "STRING", "gsc": "Combined"},
+        {"sp_trn": "Mouse", "net_type": "IMP", "gsc": "GO"},
+    ]
+    for bad, words in (
+        ("Human:STRING", "is not SPECIES:NETWORK:GSC"),
+        ("Human:Foo:GO", "unknown network 'Foo'"),
+        ("Martian:STRING:GO", "unknown species 'Martian'"),
+        ("Human:STRING:KEGG", "unknown GSC 'KEGG'"),
+        ("Zebrafish:BioGRID:GO", "GenePlexus has no BioGRID/GO for Zebrafish"),
+    ):
+        with pytest.raises(SettingsError, match=f"^PRELOAD: .*{words}"):
+            Settings.from_env({"PRELOAD": bad})
 
 
 def test_data_cache_may_be_turned_off_with_zero():

@@ -98,6 +98,7 @@ class World:
             "MLJOB_FUNCTION_KEY": KEY,
             "MESSAGE_LEASE_SECONDS": "17",
             "DATA_CACHE_MB": "64",
+            "PRELOAD": "Human:STRING:Combined",
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
             "JOB_TIMEOUT_SECONDS": "900",
             "JOB_MEMORY_MB": "16000",
@@ -352,6 +353,14 @@ def check_data_cache(world: World, entry: str) -> None:
     assert "data cache 64 MB" in world.outcomes[entry].log()
 
 
+def check_preload(world: World, entry: str) -> None:
+    """The host filled a job process's warm cache when it started: the first job it ran read no file itself."""
+    outcome = world.outcomes[entry]
+    assert "PRELOAD Human:STRING:Combined: " in outcome.answers["serve log"]
+    completed(world, outcome)
+    assert outcome.info()["data_cache"]["misses"] == 0, outcome.info()["data_cache"]
+
+
 def check_callback_hosts(world: World, entry: str) -> None:
     outcome = world.outcomes[entry]
     completed(world, outcome)
@@ -376,6 +385,7 @@ TABLE: dict[str, tuple[Callable[[World, str], None], tuple[str, ...]]] = {
     "MLJOB_FUNCTION_KEY": (check_function_key, (HTTP, TESTFN)),
     "MESSAGE_LEASE_SECONDS": (check_message_lease, (HTTP,)),
     "DATA_CACHE_MB": (check_data_cache, (*RUNS, GPZ_ML)),
+    "PRELOAD": (check_preload, (HTTP,)),  # a host's start (function_app); the CLI and the library run one job
     "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),  # a gpz-ml job has no callback_url
     "JOB_TIMEOUT_SECONDS": (check_job_limits, (*RUNS, GPZ_ML)),
     "JOB_MEMORY_MB": (check_job_limits, (*RUNS, GPZ_ML)),

@@ -261,6 +261,7 @@ def test_variable_defaults(tf):
         "lease_stale_seconds": _default("LEASE_STALE_SECONDS"),
         "job_timeout_seconds": _default("JOB_TIMEOUT_SECONDS"),
         "job_memory_mb": _default("JOB_MEMORY_MB"),
+        "preload": "",  # none, as in the code
         "web_wait_seconds": _default("WEB_WAIT_SECONDS"),
         "web_max_waiting": _default("WEB_MAX_WAITING"),
         "cors_allowed_origins": [],  # no origin until one is named
@@ -548,6 +549,12 @@ VALIDATION_CASES = [
     ("share_tier", "Hot", False),
     ("share_tier", "", False),
     ("plan_sku", "EP4", False),
+    ("preload", "", True),
+    ("preload", "Human:STRING:Combined", True),
+    ("preload", "Human:STRING:Combined,Mouse:IMP:GO", True),
+    ("preload", "Human:STRING", False),
+    ("preload", "Human:STRING:Combined,", False),
+    ("preload", "Human STRING Combined", False),
     ("max_input_genes", 0, False),
     ("lease_stale_seconds", 120, True),
     ("lease_stale_seconds", 0, False),
