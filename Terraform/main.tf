@@ -337,6 +337,7 @@ resource "azurerm_linux_function_app" "main" {
     LEASE_STALE_SECONDS    = tostring(var.lease_stale_seconds)
     DATA_CACHE_MB          = tostring(var.data_cache_mb)
     PRELOAD                = var.preload
+    FAST_PATH              = tostring(var.fast_path)
     CALLBACK_ALLOWED_HOSTS = var.callback_allowed_hosts
     JOB_TIMEOUT_SECONDS    = tostring(var.job_timeout_seconds)
     JOB_MEMORY_MB          = tostring(var.job_memory_mb)

@@ -207,6 +207,17 @@ variable "preload" {
   }
 }
 
+variable "fast_path" {
+  description = "FAST_PATH: 1 runs GenePlexus 3.0.1's slow internal steps as mljob's faster equivalents, with byte-identical results (mljob/fast_path.py); 0 runs GenePlexus's own code (code default 1)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.fast_path == 0 || var.fast_path == 1
+    error_message = "The fast_path must be 1 (mljob's faster equivalents of GenePlexus's slow steps) or 0 (GenePlexus's own code)."
+  }
+}
+
 variable "callback_allowed_hosts" {
   description = "CALLBACK_ALLOWED_HOSTS: comma-separated hosts job callbacks may go to (empty: any public host)."
   type        = string

@@ -16,6 +16,7 @@ could change: numpy arrays are handed out as read-only views (a write raises), D
 JSON data as fresh dicts and lists (flat lists are stored as tuples, so copying them is C-speed),
 and PreTrainedWeights, which GenePlexus only reads, as one shared map that is read-only all the way
 down (read-only views of dicts, Weights rows of a read-only float matrix): no copy per job.
+`shared_json` hands the cached JSON data itself, uncopied, to code that only reads it (mljob.fast_path).
 
 Thread safety: one lock guards the table, and a key being loaded has an event, so when two threads
 ask for the same file at once it is read once. The patches are reference-counted: they are in place
@@ -220,6 +221,30 @@ def preload(data_path: str | os.PathLike, names: list[str], budget_mb: int) -> t
                 continue
             count += 1
     return count, CACHE.used_bytes
+
+
+def shared_json(file_loc: str, file_name: str) -> Any:
+    """A backend JSON file for a reader that changes nothing in it (mljob.fast_path's replacements).
+
+    While the cache is on: the cached data itself, shared by every job and not copied (lists of scalars are
+    tuples, PreTrainedWeights a read-only map), which saves a job the copies and the garbage collections
+    they cause. Otherwise: what geneplexus.util._load_json_file reads.
+    """
+    from geneplexus import util
+
+    with _install_lock:
+        original = _originals.get("json")
+    if original is None:
+        return util._load_json_file(file_loc, file_name)
+    weights = file_name.startswith(_WEIGHTS_PREFIX)
+    path = os.path.join(file_loc, file_name)
+    frozen = CACHE.get(
+        path,
+        "weights" if weights else "json",
+        lambda: original(file_loc, file_name),
+        _freeze_weights if weights else _freeze_json,
+    )
+    return original(file_loc, file_name) if frozen is None else frozen
 
 
 def _install() -> None:

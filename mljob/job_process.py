@@ -58,7 +58,13 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_s
     before = cache.CACHE.stats.hits, cache.CACHE.stats.misses
     cpu = time.process_time()
     result = run_pipeline(
-        config, genes, negatives, settings.data_path, on_step=progress, cache_mb=settings.data_cache_mb
+        config,
+        genes,
+        negatives,
+        settings.data_path,
+        on_step=progress,
+        cache_mb=settings.data_cache_mb,
+        fast_path=bool(settings.fast_path),
     )
     progress("saving", STEP_PERCENT["saving"])
     saving = time.perf_counter()
@@ -164,4 +170,3 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-

@@ -39,6 +39,7 @@ def job_info(result: PipelineResult) -> dict[str, Any]:
         "data_path": str(data_path),
         "backend_files": [{"name": name, "bytes": (data_path / name).stat().st_size} for name in result.backend_files],
         "seconds": dict(result.seconds),
+        "fast_path": result.fast_path,  # whether mljob.fast_path ran GenePlexus's slow steps (FAST_PATH)
         "total_seconds": round(time.time() - result.started, 3),
         "peak_memory_mb": round(peak_rss_mb(), 1),
         "avgps": scores or None,

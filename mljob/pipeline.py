@@ -17,6 +17,7 @@ from typing import Any
 
 from mljob import backend_data, cache
 from mljob.errors import JobError
+from mljob.fast_path import active as fast_path_active
 from mljob.job import JobConfig
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class PipelineResult:
     backend_files: list[str]
     started: float  # time.time() at the start
     seconds: dict[str, float] = field(default_factory=dict)  # per step
+    fast_path: bool = False  # whether mljob.fast_path ran (FAST_PATH on and geneplexus 3.0.1)
 
 
 def run_pipeline(
@@ -63,12 +65,14 @@ def run_pipeline(
     *,
     on_step: OnStep = lambda step, percent: None,
     cache_mb: int = 0,
+    fast_path: bool = True,
 ) -> PipelineResult:
     """load_genes -> load_negatives -> cluster_input -> fit -> predict -> make_sim_dfs -> make_small_edgelist.
 
     `on_step(step, percent)` is called as each step starts. JobError, in words, for what a retry
     cannot fix (missing backend data, too few genes in the network); GenePlexus's own errors otherwise.
-    `cache_mb` is the warm backend-data cache's budget (DATA_CACHE_MB; 0 = off).
+    `cache_mb` is the warm backend-data cache's budget (DATA_CACHE_MB; 0 = off); `fast_path` runs GenePlexus
+    with mljob.fast_path's equivalents of its slow steps (FAST_PATH; the same results).
     """
     started = time.time()
     seconds: dict[str, float] = {}
@@ -87,7 +91,7 @@ def run_pipeline(
     from geneplexus import GenePlexus  # heavy (~2 s): imported only when a job runs
     from geneplexus.exception import NoPositivesError
 
-    with guarded_geneplexus_defaults(), cache.active(cache_mb):
+    with guarded_geneplexus_defaults(), cache.active(cache_mb), fast_path_active(fast_path) as fast_on:
         gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False, log_level="WARNING")
         with step("loading genes"):
             gp.load_genes(list(genes))  # copies: GenePlexus changes lists it is given
@@ -120,7 +124,7 @@ def run_pipeline(
             gp.make_sim_dfs()
         with step("network"):
             gp.make_small_edgelist(num_nodes=config.num_nodes)
-    return PipelineResult(gp, config, list(genes), negatives, data_path, backend_files, started, seconds)
+    return PipelineResult(gp, config, list(genes), negatives, data_path, backend_files, started, seconds, fast_on)
 
 
 def save_class(gp: Any, folder: Path) -> None:

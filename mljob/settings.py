@@ -84,6 +84,17 @@ class Settings:
             "comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined; empty: none",
         },
     )
+    fast_path: int = field(
+        default=1,
+        metadata={
+            "env": "FAST_PATH",
+            "kind": int,
+            "min": 0,
+            "max": 1,
+            "help": "1: run GenePlexus 3.0.1's slow steps with mljob's faster equivalents (the same results, "
+            "mljob/fast_path.py); 0: GenePlexus's own code",
+        },
+    )
     callback_allowed_hosts: str | None = field(
         default=None,
         metadata={
@@ -170,7 +181,9 @@ class Settings:
                 raw = environ[f.metadata["env"]].strip()
             else:
                 continue
-            values[f.name] = _convert(f.metadata["env"], f.metadata["kind"], raw, f.metadata.get("min", 1))
+            values[f.name] = _convert(
+                f.metadata["env"], f.metadata["kind"], raw, f.metadata.get("min", 1), f.metadata.get("max")
+            )
         return cls(**values)
 
     def to_dict(self) -> dict[str, object]:
@@ -206,7 +219,7 @@ def env_names(*, cloud: bool = False) -> list[str]:
     return [f.metadata["env"] for f in fields(Settings) if not (cloud and f.metadata.get("local_only"))]
 
 
-def _convert(env: str, kind: type, raw: object, least: float) -> object:
+def _convert(env: str, kind: type, raw: object, least: float, most: float | None = None) -> object:
     if kind is int:
         try:
             value = int(raw)  # type: ignore[call-overload]
@@ -214,6 +227,8 @@ def _convert(env: str, kind: type, raw: object, least: float) -> object:
             raise SettingsError(f"{env} must be a whole number, got {raw!r}") from None
         if value < least:
             raise SettingsError(f"{env} must be at least {least}, got {value}")
+        if most is not None and value > most:
+            raise SettingsError(f"{env} must be at most {most}, got {value}")
         return value
     if kind is float:
         try:

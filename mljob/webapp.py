@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mljob import backend_data, cache, service
+from mljob import backend_data, cache, fast_path, service
 from mljob.api import error_answer
 from mljob.errors import InvalidInput, JobError, RequestTooLarge, ServiceUnavailable, TooManyWaiting
 from mljob.job import SPECIES, JobConfig, json_type, new_jobname, parse_config, parse_genes
@@ -81,7 +81,11 @@ def load_genes(genes: list[str], species: str, settings: Settings) -> dict[str, 
     missing = [name for name in backend_data.load_genes_files(species) if not (data_path / name).is_file()]
     if missing:
         raise JobError(f"this server has no GenePlexus backend data for {species}: {', '.join(missing[:3])} missing")
-    with guarded_geneplexus_defaults(), cache.active(settings.data_cache_mb):
+    with (
+        guarded_geneplexus_defaults(),
+        cache.active(settings.data_cache_mb),
+        fast_path.active(bool(settings.fast_path)),
+    ):
         gp = GenePlexus(
             file_loc=str(data_path),
             net_type="STRING",

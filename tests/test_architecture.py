@@ -18,6 +18,7 @@ LAYERS = {
     "cache": 0,
     "network_layout": 0,
     "settings": 1,
+    "fast_path": 1,
     "job": 1,
     "results_store": 2,
     "messages": 2,

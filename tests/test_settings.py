@@ -23,6 +23,7 @@ def test_env_names():
         "MESSAGE_LEASE_SECONDS",
         "DATA_CACHE_MB",
         "PRELOAD",
+        "FAST_PATH",
         "CALLBACK_ALLOWED_HOSTS",
         "JOB_TIMEOUT_SECONDS",
         "JOB_MEMORY_MB",
@@ -56,6 +57,16 @@ def test_data_cache_may_be_turned_off_with_zero():
     assert Settings.from_env({"DATA_CACHE_MB": "0"}).data_cache_mb == 0
     with pytest.raises(SettingsError, match="DATA_CACHE_MB must be at least 0"):
         Settings.from_env({"DATA_CACHE_MB": "-1"})
+
+
+def test_fast_path_is_on_by_default_and_zero_or_one():
+    assert Settings.from_env({}).fast_path == 1
+    assert Settings.from_env({"FAST_PATH": "0"}).fast_path == 0
+    assert Settings.from_env({"FAST_PATH": "0"}, fast_path=1).fast_path == 1  # an override wins
+    with pytest.raises(SettingsError, match="FAST_PATH must be at most 1, got 2"):
+        Settings.from_env({"FAST_PATH": "2"})
+    with pytest.raises(SettingsError, match="FAST_PATH must be at least 0"):
+        Settings.from_env({"FAST_PATH": "-1"})
 
 
 def test_queue_settings():

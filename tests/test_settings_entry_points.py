@@ -99,6 +99,7 @@ class World:
             "MESSAGE_LEASE_SECONDS": "17",
             "DATA_CACHE_MB": "64",
             "PRELOAD": "Human:STRING:Combined",
+            "FAST_PATH": "0",
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
             "JOB_TIMEOUT_SECONDS": "900",
             "JOB_MEMORY_MB": "16000",
@@ -361,6 +362,13 @@ def check_preload(world: World, entry: str) -> None:
     assert outcome.info()["data_cache"]["misses"] == 0, outcome.info()["data_cache"]
 
 
+def check_fast_path(world: World, entry: str) -> None:
+    """FAST_PATH=0: the job ran GenePlexus's own code, as its job_info.json records."""
+    outcome = world.outcomes[entry]
+    completed(world, outcome)
+    assert outcome.info()["fast_path"] is False
+
+
 def check_callback_hosts(world: World, entry: str) -> None:
     outcome = world.outcomes[entry]
     completed(world, outcome)
@@ -386,6 +394,7 @@ TABLE: dict[str, tuple[Callable[[World, str], None], tuple[str, ...]]] = {
     "MESSAGE_LEASE_SECONDS": (check_message_lease, (HTTP,)),
     "DATA_CACHE_MB": (check_data_cache, (*RUNS, GPZ_ML)),
     "PRELOAD": (check_preload, (HTTP,)),  # a host's start (function_app); the CLI and the library run one job
+    "FAST_PATH": (check_fast_path, (*RUNS, GPZ_ML)),
     "CALLBACK_ALLOWED_HOSTS": (check_callback_hosts, RUNS),  # a gpz-ml job has no callback_url
     "JOB_TIMEOUT_SECONDS": (check_job_limits, (*RUNS, GPZ_ML)),
     "JOB_MEMORY_MB": (check_job_limits, (*RUNS, GPZ_ML)),

@@ -262,6 +262,7 @@ def test_variable_defaults(tf):
         "job_timeout_seconds": _default("JOB_TIMEOUT_SECONDS"),
         "job_memory_mb": _default("JOB_MEMORY_MB"),
         "preload": "",  # none, as in the code
+        "fast_path": _default("FAST_PATH"),
         "web_wait_seconds": _default("WEB_WAIT_SECONDS"),
         "web_max_waiting": _default("WEB_MAX_WAITING"),
         "cors_allowed_origins": [],  # no origin until one is named
@@ -555,6 +556,10 @@ VALIDATION_CASES = [
     ("preload", "Human:STRING", False),
     ("preload", "Human:STRING:Combined,", False),
     ("preload", "Human STRING Combined", False),
+    ("fast_path", 1, True),
+    ("fast_path", 0, True),
+    ("fast_path", 2, False),
+    ("fast_path", 0.5, False),
     ("max_input_genes", 0, False),
     ("lease_stale_seconds", 120, True),
     ("lease_stale_seconds", 0, False),
