@@ -1,4 +1,5 @@
-"""mljob benchmarks: runner overhead, queue path, cold start, warm worker, enqueue throughput, memory, scaling.
+"""mljob benchmarks: runner overhead, queue path, cold start, warm worker, enqueue throughput, memory, scaling,
+fast path, preload, listing, concurrency.
 
     .venv/bin/python benchmarks/run.py            # full run (~15 min on 2 cores); data made once in benchmarks/.data/
     .venv/bin/python benchmarks/run.py --quick    # smoke test: small data, 1-2 rounds (~1-2 min)
@@ -151,13 +152,15 @@ def child(mode: str, data_path: str, genes_file: str, work: str, extra: str) -> 
     from mljob import supervisor
     from mljob.results_store import ResultsFileStore
 
-    if mode != "memory-direct":
+    if mode not in ("memory-direct", "direct"):
         supervisor.prestart(wait=True)  # ... and starts its job process, which imports it too
 
     store = ResultsFileStore(work_dir)
     out: dict[str, Any] = {}
     if mode == "memory-direct":
         direct_job(data, genes, work_dir / "direct-out")
+    elif mode == "direct":  # GenePlexus 3.0.1 alone, one job in a fresh process (its import not counted)
+        out["seconds"] = [timed(direct_job, data, genes, work_dir / "direct-out")]
     elif mode == "memory-runner":
         name = job_name("mem")
         runner_job(store, data, genes, name)
@@ -280,6 +283,7 @@ class Bench:
 
         print("runner overhead ...", flush=True)
         os.environ["DATA_CACHE_MB"] = "0"
+        os.environ["FAST_PATH"] = "0"  # the runner's own cost, on GenePlexus's own code (the fast path: `fast`)
         store = ResultsFileStore(self._dir("overhead-jobs"))
         direct_job(self.data, self.genes, self.tmp / f"warmup-{uuid.uuid4().hex}")  # imports, page cache
         runner_job(store, self.data, self.genes, job_name("warmup"))
@@ -291,7 +295,8 @@ class Bench:
                     a.append(timed(runner_job, store, self.data, self.genes, job_name("ovh")))
                 else:
                     b.append(timed(direct_job, self.data, self.genes, self.tmp / f"direct-{uuid.uuid4().hex}"))
-        self.row("runner overhead", "job via LocalLauncher", "direct GenePlexus calls", a, b, "<= 1.05")
+        self.row("runner overhead", "job via LocalLauncher, FAST_PATH=0", "direct GenePlexus calls", a, b, "<= 1.05")
+        os.environ.pop("FAST_PATH")
         if self.args.profile:
             self._profile(store)
 
@@ -345,13 +350,18 @@ class Bench:
 
     def memory(self) -> None:
         print("memory ...", flush=True)
-        runner_off, runner_on, direct = [], [], []
+        runner_off, runner_on, direct, fast_off = [], [], [], []
         for i in range(max(2, self.rounds - 2)):
             direct.append(run_child("memory-direct", self.data, self.genes_file, self._dir(f"md-{i}"))["peak_rss_mb"])
             runner_off.append(
-                run_child("memory-runner", self.data, self.genes_file, self._dir(f"mr-{i}"), DATA_CACHE_MB="0")[
-                    "job_peak_rss_mb"
-                ]
+                run_child(
+                    "memory-runner", self.data, self.genes_file, self._dir(f"mr-{i}"), DATA_CACHE_MB="0", FAST_PATH="0"
+                )["job_peak_rss_mb"]
+            )
+            fast_off.append(
+                run_child(
+                    "memory-runner", self.data, self.genes_file, self._dir(f"mf-{i}"), DATA_CACHE_MB="0", FAST_PATH="1"
+                )["job_peak_rss_mb"]
             )
             runner_on.append(
                 run_child("memory-runner", self.data, self.genes_file, self._dir(f"mc-{i}"), DATA_CACHE_MB="2048")[
@@ -369,12 +379,23 @@ class Bench:
         )
         self.row(
             "memory (cache off)",
-            "peak RSS of the job process (DATA_CACHE_MB=0)",
+            "peak RSS of the job process (DATA_CACHE_MB=0, FAST_PATH=0)",
             "peak RSS, direct calls",
             runner_off,
             direct,
             "<= 1.10",
             unit="MB",
+        )
+        self.row(
+            "memory (fast path)",
+            "peak RSS of the job process, FAST_PATH=1 (cache off)",
+            "the same with FAST_PATH=0",
+            fast_off,
+            runner_off,
+            "<= 1.001",  # "no higher": VmHWM of the same job varies by a few tenths of a MB from run to run
+            unit="MB",
+            note=f"FAST_PATH=1 {min(fast_off):.1f}-{max(fast_off):.1f} MB, FAST_PATH=0 "
+            f"{min(runner_off):.1f}-{max(runner_off):.1f} MB",
         )
 
     def cold_start(self) -> None:
@@ -637,7 +658,9 @@ class Bench:
         )
 
     def scaling(self) -> None:
-        """Job time (runner, one process, cache off and warm) against network size and input size."""
+        """Job time (GenePlexus alone; the runner with the cache off, and warm with and without the fast path)
+        against network size and input size."""
+        from mljob import supervisor
         from mljob.results_store import ResultsFileStore
 
         print("scaling ...", flush=True)
@@ -647,17 +670,20 @@ class Bench:
         out: dict[str, Any] = {"network": [], "genes": []}
 
         def measure(data: Path, genes: list[str]) -> dict[str, float]:
-            # imports are done (earlier comparisons); one job with the cache off, then one to fill the
-            # cache and one served from it
+            # imports are done (earlier comparisons); GenePlexus alone, then runner jobs: one with the cache off,
+            # one to fill the cache, and one served from it with GenePlexus's own code and one with the fast path
+            direct = timed(direct_job, data, genes, self.tmp / f"direct-{uuid.uuid4().hex}")
             os.environ["DATA_CACHE_MB"] = "0"
             off = timed(runner_job, store, data, genes, job_name("s"))
             os.environ["DATA_CACHE_MB"] = "2048"
             runner_job(store, data, genes, job_name("fill"))
+            os.environ["FAST_PATH"] = "0"
+            slow = timed(runner_job, store, data, genes, job_name("s"))
+            os.environ["FAST_PATH"] = "1"
             on = timed(runner_job, store, data, genes, job_name("s"))
-            from mljob.cache import CACHE
-
-            CACHE.clear()
-            return {"cold": off, "warm": on}
+            os.environ.pop("FAST_PATH")
+            supervisor.shutdown()  # the next size starts with an empty cache
+            return {"direct": direct, "cold": off, "warm_fast_path_0": slow, "warm": on}
 
         for n, dim in sizes:
             data = dataset(n, dim)
@@ -671,7 +697,7 @@ class Bench:
             out["genes"].append({"input_genes": count, **result})
             print(f"  input {count} genes: {result}", flush=True)
         big = out["network"][-1]
-        out["genes"].append({"input_genes": 100, "cold": big["cold"], "warm": big["warm"]})
+        out["genes"].append({"input_genes": 100, **{k: v for k, v in big.items() if k not in ("genes", "dim")}})
         out["genes"].sort(key=lambda r: r["input_genes"])
         os.environ["DATA_CACHE_MB"] = "0"
         self.extra["scaling"] = out
@@ -741,6 +767,33 @@ class Bench:
             "<= 0.90",
             note=f"throughput x{1 / ratio:.2f} with two at once",
         )
+
+    def fast(self) -> None:
+        """The fast path (FAST_PATH=1) against a direct GenePlexus 3.0.1 job in a fresh process (its import not
+        counted): the warm jobs (2..5) of one worker, and a fresh worker's first job; with identical results."""
+        print("fast path: warm and first jobs vs a direct GenePlexus job in a fresh process ...", flush=True)
+        jobs = 5
+        warm, first, direct, identical = [], [], [], True
+        for i in range(self.rounds):
+            for side in ("worker", "direct") if i % 2 == 0 else ("direct", "worker"):
+                work = self._dir(f"fast-{side}-{i}")
+                if side == "direct":
+                    direct.extend(run_child("direct", self.data, self.genes_file, work)["seconds"])
+                    continue
+                on = run_child("warm", self.data, self.genes_file, work, str(jobs), DATA_CACHE_MB="2048", FAST_PATH="1")
+                first.append(on["seconds"][0])
+                warm.extend(on["seconds"][1:])
+                identical &= on["identical"]
+        reference = run_child("warm", self.data, self.genes_file, self._dir("fast-off"), "1", FAST_PATH="0")
+        same = (self.tmp / "fast-off" / "digest.json").read_text() == (
+            self.tmp / "fast-worker-0" / "digest.json"
+        ).read_text()
+        self.extra["fast"] = {"warm": warm, "first": first, "direct": direct, "fast_path_0": reference["seconds"]}
+        note = f"results identical to FAST_PATH=0: {same and identical}"
+        direct_side = "direct GenePlexus job, fresh process"
+        self.row("fast path: warm job", "jobs 2..5 in one worker", direct_side, warm, direct, "<= 0.40", note=note)
+        first_side = "a fresh worker's first job, no PRELOAD"
+        self.row("fast path: first job", first_side, direct_side, first, direct, "<= 0.70", note=note)
 
     def preload(self) -> None:
         """PRELOAD on a new host: its first job, and the time from the host's start to its first result (the
@@ -834,7 +887,13 @@ def plot(scaling: dict[str, Any], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     net = scaling["network"]
-    for key, label in (("cold", "DATA_CACHE_MB=0"), ("warm", "warm cache (2nd job on the data)")):
+    curves = (
+        ("direct", "GenePlexus 3.0.1 alone"),
+        ("cold", "runner, DATA_CACHE_MB=0, FAST_PATH=1"),
+        ("warm_fast_path_0", "runner, warm cache, FAST_PATH=0"),
+        ("warm", "runner, warm cache, FAST_PATH=1"),
+    )
+    for key, label in curves:
         left.plot([r["genes"] for r in net], [r[key] for r in net], marker="o", label=label)
         right.plot(
             [r["input_genes"] for r in scaling["genes"]], [r[key] for r in scaling["genes"]], marker="o", label=label
@@ -881,6 +940,7 @@ def main() -> int:
         "scaling": bench.scaling,
         "concurrency": bench.concurrency,
         "preload": bench.preload,
+        "fast": bench.fast,
     }
     chosen = [s for s in args.only.split(",") if s] or list(steps)
     started = time.time()

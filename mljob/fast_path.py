@@ -139,9 +139,10 @@ def _initial_id_convert(input_genes, file_loc, species):
 
     convert_types = ["ENSG", "Symbol", "ENSP", "ENST"]
     all_convert_dict = {}
-    for an_id_type in convert_types:
-        conversion = _id_conversion(file_loc, species, an_id_type, "Entrez")
-        all_convert_dict[an_id_type] = {src.upper(): dst for src, dst in conversion.items()}  # (upper=True)
+    for an_id_type in convert_types:  # (upper=True; the map as read is not kept, as there)
+        all_convert_dict[an_id_type] = {
+            src.upper(): dst for src, dst in _id_conversion(file_loc, species, an_id_type, "Entrez").items()
+        }
     all_entrez_genes: set[str] = set()
     for anet in util.get_all_net_types(file_loc, species):
         if (species == "Zebrafish") and (anet == "BioGRID"):
