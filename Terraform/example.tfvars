@@ -7,8 +7,8 @@ share_tier     = "Standard"
 share_quota_gb = 100
 
 # Scale (defaults from docs/capacity.md)
-maximum_elastic_worker_count = 30
-app_scale_limit              = 30
+maximum_elastic_worker_count = 16
+app_scale_limit              = 16
 elastic_instance_minimum     = 1
 pre_warmed_instance_count    = 1
 

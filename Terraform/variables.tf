@@ -42,7 +42,7 @@ variable "location" {
 # --- Scale: the defaults come from benchmarks/capacity.py (docs/capacity.md), measured job figures x Azure's limits ---
 
 variable "plan_sku" {
-  description = "Elastic Premium plan size: EP1 (1 vCPU, 3.5 GB), EP2 (2 vCPU, 7 GB), EP3 (4 vCPU, 14 GB). EP2 (docs/capacity.md): a lone job keeps 1.2 cores busy, so EP1 runs it 38 % slower; EP2 holds two jobs at once with full warm caches (84 % of its memory). Every plan costs the same per job once its cores are full (USD 0.0005 a job); EP2 costs twice EP1 per hour."
+  description = "Elastic Premium plan size: EP1 (1 vCPU, 3.5 GB), EP2 (2 vCPU, 7 GB), EP3 (4 vCPU, 14 GB). EP2 (docs/capacity.md): a lone job keeps 1.7 cores busy (the model fits use both cores), so EP1 runs it twice as slowly; EP2 and EP1 cost about the same per job (USD 0.0002), EP3 too with two jobs at once; EP2 costs twice EP1 per hour."
   type        = string
   default     = "EP2"
 
@@ -53,9 +53,9 @@ variable "plan_sku" {
 }
 
 variable "maximum_elastic_worker_count" {
-  description = "Most instances the plan may scale out to (maximum_elastic_worker_count: the plan's burst limit; each one bills while allocated). 30 (docs/capacity.md): a burst of 1,000 jobs on EP2 ends no sooner with more (the scale controller adds 4 instances per 30 s, so they arrive after the queue has drained), and the share's request rate would run out at 53 to 76 busy instances (an upper bound). Linux allows 100 in East US, 20 to 100 elsewhere: check your region."
+  description = "Most instances the plan may scale out to (maximum_elastic_worker_count: the plan's burst limit; each one bills while allocated). 16 (docs/capacity.md): a burst of 1,000 jobs on EP2 ends no sooner with more (the scale controller adds 4 instances per 30 s, so they arrive after the queue has drained), and the storage account's request rate runs out at 22 busy EP2 instances (an upper bound). Linux allows 100 in East US, 20 to 100 elsewhere: check your region."
   type        = number
-  default     = 30
+  default     = 16
 
   validation {
     condition     = var.maximum_elastic_worker_count >= 1 && var.maximum_elastic_worker_count <= 100 && floor(var.maximum_elastic_worker_count) == var.maximum_elastic_worker_count
@@ -64,9 +64,9 @@ variable "maximum_elastic_worker_count" {
 }
 
 variable "app_scale_limit" {
-  description = "Most instances the function app itself may use (site_config.app_scale_limit, Azure's functionAppScaleLimit), at most maximum_elastic_worker_count. 30, the plan's maximum (docs/capacity.md): the app is alone in its plan and the standard share (large file shares) serves 53 to 76 busy EP2 instances. Lower it to spare a smaller share: a premium share of 100 GiB runs out of requests at 8 to 12."
+  description = "Most instances the function app itself may use (site_config.app_scale_limit, Azure's functionAppScaleLimit), at most maximum_elastic_worker_count. 16, the plan's maximum (docs/capacity.md): the app is alone in its plan and the standard share (large file shares) serves up to 22 busy EP2 instances. Lower it to spare a smaller share: a premium share of 100 GiB runs out of requests at 3."
   type        = number
-  default     = 30
+  default     = 16
 
   validation {
     condition     = var.app_scale_limit >= 1 && var.app_scale_limit <= 100 && floor(var.app_scale_limit) == var.app_scale_limit
@@ -75,7 +75,7 @@ variable "app_scale_limit" {
 }
 
 variable "elastic_instance_minimum" {
-  description = "Always-ready instances of the app (site_config.elastic_instance_minimum), billed day and night; the plan bills at least one anyway. 1 (docs/capacity.md): one EP2 instance runs about 580 jobs an hour, far more than a test environment sees; each more costs about USD 315 a month. Bursts are served by scale-out."
+  description = "Always-ready instances of the app (site_config.elastic_instance_minimum), billed day and night; the plan bills at least one anyway. 1 (docs/capacity.md): one EP2 instance runs about 2,000 jobs an hour, far more than a test environment sees; each more costs about USD 315 a month. Bursts are served by scale-out."
   type        = number
   default     = 1
 

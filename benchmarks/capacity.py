@@ -155,17 +155,17 @@ def shares(quota_gib: int = 100, azure: dict[str, Any] = AZURE) -> dict[str, Sha
 class Measured:
     """This project's figures, on this machine (2 cores). Defaults: measured on 2 December 2026 (docs/capacity.md)."""
 
-    # benchmarks/run.py --only overhead: a job through LocalLauncher with DATA_CACHE_MB=0 (it reads and parses every
-    # backend file: what a job process's first job does), median of 3.
-    job_seconds_cold: float = 7.095
-    # benchmarks/run.py --only concurrency: two warm jobs one after the other (median 12.48 s, so 6.24 s a job; each
-    # uses 1.24 cores on average) and two at once (median 8.61 s for both: each has about one core).
-    job_seconds_warm: float = 6.24
-    pair_seconds: float = 8.61
-    job_cpu_seconds: float = 7.65
-    # benchmarks/run.py --only memory: peak RSS of a job's process with the warm cache on (holding one network's
-    # files) and with DATA_CACHE_MB=0.
-    peak_memory_mb: float = 544.3
+    # All with FAST_PATH=1 (the default), `benchmarks/run.py --only memory,fast,concurrency`, medians of 3.
+    # `fast path: first job`: a fresh job process's first job (it reads and parses every backend file).
+    job_seconds_cold: float = 4.539
+    # `concurrency`: two warm jobs one after the other (median 3.63 s, so 1.82 s a job; each keeps 1.67 cores busy:
+    # the model fits use both cores' BLAS threads) and two at once (median 3.80 s for both: each has one core).
+    job_seconds_warm: float = 1.8155
+    pair_seconds: float = 3.80
+    job_cpu_seconds: float = 3.026
+    # `memory`: peak RSS of a job's process with the warm cache on (holding one network's files) and with
+    # DATA_CACHE_MB=0.
+    peak_memory_mb: float = 543.95
     peak_memory_cache_off_mb: float = 462.65
     # strace -f of `mljob run` for one job (docs/capacity.md): file system calls on JOBS_PATH that reach the share
     # (open, close, stat, read, write, rename, fsync, mkdir, unlink, getdents; lseek left out). Every call is counted
@@ -222,8 +222,8 @@ def load_measured(paths: list[Path]) -> Measured:
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = {row["what"]: row for row in data.get("rows", [])}
-        if "runner overhead" in rows:
-            changes["job_seconds_cold"] = rows["runner overhead"]["median_a"]
+        if "fast path: first job" in rows:  # a job process's first job, as deployed (FAST_PATH=1)
+            changes["job_seconds_cold"] = rows["fast path: first job"]["median_a"]
         if "memory" in rows:
             changes["peak_memory_mb"] = rows["memory"]["median_a"]
         if "memory (cache off)" in rows:
@@ -291,10 +291,12 @@ def deployed_host_json(path: Path = REPO / "host.json") -> HostJson:
     return HostJson(queues["batchSize"], queues["newBatchThreshold"])
 
 
-def recommended_host_json(plan: Plan) -> HostJson:
-    """One job per core, fetched as a batch (newBatchThreshold 0): the scale controller's target (batchSize) is then
-    what an instance runs at once."""
-    return HostJson(plan.cores, 0)
+def recommended_host_json(plan: Plan, measured: Measured, assumed: Assumed) -> HostJson:
+    """The number of jobs at once (1 to one per core) that gives the instance the most jobs per hour, the fewest
+    on a tie, fetched as a batch (newBatchThreshold 0): the scale controller's target (batchSize) is then what an
+    instance runs at once."""
+    options = [HostJson(m, 0) for m in range(1, plan.cores + 1)]
+    return max(options, key=lambda host: (round(instance_rate(plan, host, measured, assumed), 9), -host.batch_size))
 
 
 def instance_rate(plan: Plan, host: HostJson, measured: Measured, assumed: Assumed) -> float:
@@ -552,7 +554,8 @@ def terraform_defaults(measured: Measured, assumed: Assumed, azure: dict[str, An
         p.name
         for p in all_plans.values()
         if p.cores >= measured.cores_used_alone
-        and memory_gb(p, recommended_host_json(p), measured, assumed, cache_mb)["worst_fraction"] <= 0.9
+        and memory_gb(p, recommended_host_json(p, measured, assumed), measured, assumed, cache_mb)["worst_fraction"]
+        <= 0.9
     )
     plan = all_plans[plan_sku]
     share = shares()["standard"]
@@ -614,11 +617,11 @@ def report(measured: Measured, assumed: Assumed) -> tuple[str, dict[str, Any]]:
     )
     out.append("|---|---|---|---|---|---|---|---|---|")
     for plan in all_plans.values():
-        for host in dict.fromkeys([HostJson(1, 0), recommended_host_json(plan)]):
+        for host in dict.fromkeys([HostJson(1, 0), recommended_host_json(plan, measured, assumed)]):
             rate = instance_rate(plan, host, measured, assumed)
             mem = memory_gb(plan, host, measured, assumed, cache_mb)
             seconds = job_seconds(measured, assumed, plan.cores / host.concurrency)
-            tag = " (recommended)" if host == recommended_host_json(plan) else ""
+            tag = " (recommended)" if host == recommended_host_json(plan, measured, assumed) else ""
             out.append(
                 f"| {plan.name} | {plan.cores} vCPU, {plan.memory_gb:g} GB | ${plan.price_per_hour:.4f} | {host}{tag} "
                 f"| {host.concurrency} | {seconds:.2f} s | {rate * 3600:,.0f} | "
@@ -644,7 +647,7 @@ def report(measured: Measured, assumed: Assumed) -> tuple[str, dict[str, Any]]:
     out.append("| plan | share | " + " | ".join(names) + " | first |")
     out.append("|---|---|" + "---|" * len(names) + "---|")
     for plan in all_plans.values():
-        host = recommended_host_json(plan)
+        host = recommended_host_json(plan, measured, assumed)
         for key in ("standard", "standard-default", "premium"):
             sat = saturation(plan, host, all_shares[key], measured, assumed)
             first, value = first_saturation(sat)
@@ -665,7 +668,7 @@ def report(measured: Measured, assumed: Assumed) -> tuple[str, dict[str, Any]]:
     out.append("|---|" + "---|" * len(counts))
     figures["steady"] = {}
     for plan in all_plans.values():
-        for host in dict.fromkeys([deployed, recommended_host_json(plan)]):
+        for host in dict.fromkeys([deployed, recommended_host_json(plan, measured, assumed)]):
             rows = [steady(plan, host, share, n, measured, assumed) for n in counts]
             figures["steady"][f"{plan.name} {host}"] = rows
             cells = " | ".join(
@@ -716,7 +719,7 @@ def report(measured: Measured, assumed: Assumed) -> tuple[str, dict[str, Any]]:
     out.append("| plan | host.json | max instances | last result after | cost | peak instances | cost/job |")
     out.append("|---|---|---|---|---|---|---|")
     for plan in all_plans.values():
-        for host in dict.fromkeys([deployed, recommended_host_json(plan)]):
+        for host in dict.fromkeys([deployed, recommended_host_json(plan, measured, assumed)]):
             for top in (defaults["maximum_elastic_worker_count"], 100):
                 result = simulate_burst(plan, host, share, measured, assumed, max_instances=top)
                 figures["bursts"][f"{plan.name} {host} max {top}"] = result
@@ -797,20 +800,22 @@ def plot(measured: Measured, assumed: Assumed, path: Path) -> None:
     counts = list(range(1, 101))
     colours = {"EP1": "#0072B2", "EP2": "#D55E00", "EP3": "#009E73"}
     for plan in all_plans.values():
-        for host, style in ((recommended_host_json(plan), "-"), (HostJson(1, 0), ":")):
-            if host == HostJson(1, 0) and plan.cores == 1 and style == ":":
+        for host, style in ((recommended_host_json(plan, measured, assumed), "-"), (HostJson(1, 0), ":")):
+            if style == ":" and host == recommended_host_json(plan, measured, assumed):
                 continue
             rows = [steady(plan, host, share, n, measured, assumed) for n in counts]
             label = f"{plan.name}, batchSize {host}"
             jobs_ax.plot(counts, [r["jobs_per_hour"] for r in rows], style, color=colours[plan.name], label=label)
             cost_ax.plot(counts, [r["cost_per_job"] * 1000 for r in rows], style, color=colours[plan.name], label=label)
-        limit = saturation(plan, recommended_host_json(plan), share, measured, assumed)["share requests"]
+        limit = saturation(plan, recommended_host_json(plan, measured, assumed), share, measured, assumed)[
+            "share requests"
+        ]
         if limit <= 100:
             jobs_ax.axvline(limit, color=colours[plan.name], alpha=0.3, linewidth=4)
     jobs_ax.set(xlabel="busy instances", ylabel="jobs per hour", title="Throughput (thick lines: share saturates)")
     cost_ax.set(xlabel="busy instances", ylabel="USD per 1,000 jobs", title="Cost per job", ylim=(0, None))
     for plan in all_plans.values():
-        host = recommended_host_json(plan)
+        host = recommended_host_json(plan, measured, assumed)
         result = simulate_burst(
             plan, host, share, measured, assumed, max_instances=defaults["maximum_elastic_worker_count"]
         )
@@ -838,8 +843,8 @@ def plot(measured: Measured, assumed: Assumed, path: Path) -> None:
     )
     tops = [1, 2, 4, 6, 8, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100]
     for plan in all_plans.values():
-        for host, style in ((recommended_host_json(plan), "-"), (deployed, ":")):
-            if host == deployed and host == recommended_host_json(plan) and style == ":":
+        for host, style in ((recommended_host_json(plan, measured, assumed), "-"), (deployed, ":")):
+            if host == deployed and host == recommended_host_json(plan, measured, assumed) and style == ":":
                 continue
             results = [simulate_burst(plan, host, share, measured, assumed, max_instances=n) for n in tops]
             knee_ax.plot(

@@ -267,8 +267,8 @@ def test_variable_defaults(tf):
         "web_max_waiting": _default("WEB_MAX_WAITING"),
         "cors_allowed_origins": [],  # no origin until one is named
         # scale: benchmarks/capacity.py's figures (tests/test_capacity.py checks that the model still gives these)
-        "maximum_elastic_worker_count": 30,
-        "app_scale_limit": 30,
+        "maximum_elastic_worker_count": 16,
+        "app_scale_limit": 16,
         "elastic_instance_minimum": 1,
         "pre_warmed_instance_count": 1,
         "share_tier": "Standard",
