@@ -244,16 +244,9 @@ def load_measured(paths: list[Path]) -> Measured:
 def backend_bytes_from(data_path: Path) -> int:
     """Bytes of the files a default job (Human, STRING, Combined) reads, from a backend-data folder."""
     sys.path.insert(0, str(REPO))
-    from mljob.backend_data import required_files
+    from mljob.backend_data import preload_files
 
-    names = required_files(
-        net_type="STRING",
-        features="SixSpeciesN2V",
-        sp_trn="Human",
-        sp_res=["Human"],
-        gsc_trn="Combined",
-        gsc_res=["Combined"],
-    )
+    names = preload_files({"sp_trn": "Human", "net_type": "STRING", "gsc": "Combined"})
     return sum((data_path / name).stat().st_size for name in names)
 
 

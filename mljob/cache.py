@@ -147,27 +147,35 @@ CACHE = DataCache()
 _install_lock = threading.Lock()
 _active_count = 0
 _originals: dict[str, Any] = {}
-_warned = False
 
 
-def supported() -> bool:
-    """True when the installed geneplexus is the version whose loaders this module intercepts."""
-    global _warned
-    try:
-        import geneplexus
-    except ImportError:  # pragma: no cover - geneplexus is a dependency
+class VersionPin:
+    """Called, True when the installed geneplexus is SUPPORTED_GENEPLEXUS, the version whose internals are
+    replaced; any other version turns `what` off, with one warning (`warned` says it was given)."""
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what, self.logger, self.warned = what, logger, False
+
+    def __call__(self) -> bool:
+        try:
+            import geneplexus
+        except ImportError:  # pragma: no cover - geneplexus is a dependency
+            return False
+        version = getattr(geneplexus, "__version__", None)
+        if version == SUPPORTED_GENEPLEXUS:
+            return True
+        if not self.warned:
+            self.warned = True
+            self.logger.warning(
+                "%s off: it supports geneplexus %s only, and geneplexus %s is installed",
+                self.what,
+                SUPPORTED_GENEPLEXUS,
+                version,
+            )
         return False
-    version = getattr(geneplexus, "__version__", None)
-    if version == SUPPORTED_GENEPLEXUS:
-        return True
-    if not _warned:
-        _warned = True
-        log.warning(
-            "data cache off: it supports geneplexus %s only, and geneplexus %s is installed",
-            SUPPORTED_GENEPLEXUS,
-            version,
-        )
-    return False
+
+
+supported = VersionPin("data cache", log)
 
 
 @contextmanager

@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mljob.cache import SUPPORTED_GENEPLEXUS, shared_json
+from mljob.cache import SUPPORTED_GENEPLEXUS as SUPPORTED_GENEPLEXUS  # the pin this module shares
+from mljob.cache import VersionPin, shared_json
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,9 @@ _TERMS_AT_ONCE = 1024  # _make_sim_dfs: term weights stacked into one array at a
 _install_lock = threading.Lock()
 _active_count = 0
 _originals: dict[str, Any] = {}
-_warned = False
 
 
-def supported() -> bool:
-    """True when the installed geneplexus is the version whose internals this module replaces."""
-    global _warned
-    try:
-        import geneplexus
-    except ImportError:  # pragma: no cover - geneplexus is a dependency
-        return False
-    version = getattr(geneplexus, "__version__", None)
-    if version == SUPPORTED_GENEPLEXUS:
-        return True
-    if not _warned:
-        _warned = True
-        log.warning(
-            "fast path off: it supports geneplexus %s only, and geneplexus %s is installed",
-            SUPPORTED_GENEPLEXUS,
-            version,
-        )
-    return False
+supported = VersionPin("fast path", log)
 
 
 @contextmanager

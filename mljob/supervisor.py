@@ -149,12 +149,9 @@ def prestart(settings: Settings | None = None, wait: bool = False) -> None:
     """Start a job process now (it imports the ML stack in the background), so the first run finds one ready;
     with the settings' PRELOAD it also fills its warm cache with that data. With `wait`, return once it is ready."""
     preload = None
-    if settings is not None and settings.preload_targets() and settings.data_path and settings.data_cache_mb > 0:
-        preload = {
-            "data_path": str(settings.data_path),
-            "targets": settings.preload_targets(),
-            "cache_mb": settings.data_cache_mb,
-        }
+    targets = settings.preload_targets() if settings is not None else []
+    if targets and settings.data_path and settings.data_cache_mb > 0:
+        preload = {"data_path": str(settings.data_path), "targets": targets, "cache_mb": settings.data_cache_mb}
     with _lock:
         if preload or not _idle:
             _idle.append(JobProcess(preload))

@@ -286,7 +286,7 @@ def test_another_geneplexus_version_turns_it_off_with_one_warning(monkeypatch, c
     import geneplexus
 
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
-    monkeypatch.setattr(cache, "_warned", False)
+    monkeypatch.setattr(cache.supported, "warned", False)
     with caplog.at_level(logging.WARNING, logger="mljob.cache"):
         for _ in range(3):
             with cache.active(64) as on:

@@ -461,7 +461,7 @@ def test_another_geneplexus_version_turns_it_off_with_one_warning(monkeypatch, c
 
     before = {name: getattr(gpx(), name) for name in fast_path.REPLACED}
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
-    monkeypatch.setattr(fast_path, "_warned", False)
+    monkeypatch.setattr(fast_path.supported, "warned", False)
     with caplog.at_level(logging.WARNING, logger="mljob.fast_path"):
         for _ in range(3):
             with fast_path.active(True) as on:
@@ -476,7 +476,7 @@ def test_a_pipeline_on_another_version_runs_geneplexus_itself(monkeypatch, data_
     import geneplexus
 
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
-    monkeypatch.setattr(fast_path, "_warned", True)  # (warned already)
+    monkeypatch.setattr(fast_path.supported, "warned", True)  # (warned already)
     result = run_pipeline(parse_config({"jobname": "old-version"}), demo_genes, None, data_path, fast_path=True)
     assert result.fast_path is False
 
