@@ -98,7 +98,7 @@ def run_job(store: ResultsFileStore, jobname: str, settings: Settings, policy: R
     try:
         _refuse_finished(store, jobname, policy)  # finished by another run between the check and the lease
         if store.cancel_requested(jobname):
-            return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings)
+            return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings, lease)
         return _run(store, jobname, settings, policy, lease)
     except PathEscape as exc:
         return _tampered(store, jobname, exc, settings)
@@ -125,7 +125,7 @@ def cancel_job(store: ResultsFileStore, jobname: str, settings: Settings) -> Job
             status = _status(store, jobname)
             if status is None or not status.is_final:
                 with job_log(store, jobname):
-                    return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings)
+                    return _end(store, jobname, State.CANCELLED, "cancelled by request before it ran", settings, lease)
             store.clear_cancel(jobname)
         finally:
             lease.release()
@@ -183,13 +183,14 @@ def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunP
         try:
             summary = supervisor.run(store, jobname, settings, on_process=lease.note_process)
         except RunTimedOut as exc:
-            return _end(store, jobname, State.TIMEOUT, str(exc), settings)
+            return _end(store, jobname, State.TIMEOUT, str(exc), settings, lease)
         except RunCancelled as exc:
-            return _end(store, jobname, State.CANCELLED, str(exc), settings)
+            return _end(store, jobname, State.CANCELLED, str(exc), settings, lease)
         except (JobError, InvalidInput) as exc:  # bad input, too few genes, out of memory: a retry cannot help
-            return _end(store, jobname, State.FAILED, str(exc), settings)
+            return _end(store, jobname, State.FAILED, str(exc), settings, lease)
         except KeyboardInterrupt:  # `mljob run` stopped with Ctrl-C: the job process is gone
-            _end(store, jobname, State.CANCELLED, "stopped with Ctrl-C while it ran; no results were kept", settings)
+            stopped = "stopped with Ctrl-C while it ran; no results were kept"
+            _end(store, jobname, State.CANCELLED, stopped, settings, lease)
             raise
         except Exception as exc:  # the job process died, or the work raised: the retry policy decides
             log.error("job %s: run %d failed: %s", jobname, attempt, exc)
@@ -201,25 +202,34 @@ def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunP
                 raise
             if policy.retries:
                 reason = f"failed on each of {policy.try_number} tries; last error: {error} (details are in job.log)"
-            _end(store, jobname, State.FAILED, reason, settings)
+            _end(store, jobname, State.FAILED, reason, settings, lease)
             if policy.retries:
                 raise
             return store.read_status(jobname)
         final = store.update_status(jobname, State.COMPLETED, summary, progress=Progress(step="done", percent=100))
         store.clear_cancel(jobname)  # a cancel that came too late: the job completed
         log.info("job %s completed: %s", jobname, summary)
-        _notify(store, final, settings)
+        _finish(store, final, settings, lease)
     return final
 
 
-def _end(store: ResultsFileStore, jobname: str, state: State, message: str, settings: Settings) -> JobStatus:
+def _end(
+    store: ResultsFileStore, jobname: str, state: State, message: str, settings: Settings, lease: RunLease
+) -> JobStatus:
     """A final state other than completed: no results are kept, the cancel marker goes, the callback is sent."""
     _clean(store, jobname)
     final = store.update_status(jobname, state, message)
     store.clear_cancel(jobname)
     (log.warning if state is State.CANCELLED else log.error)("job %s %s: %s", jobname, state.value, message)
-    _notify(store, final, settings)
+    _finish(store, final, settings, lease)
     return final
+
+
+def _finish(store: ResultsFileStore, final: JobStatus, settings: Settings, lease: RunLease) -> None:
+    """After a final status is written: release the lease at once (a client that sees the final state may re-run
+    the job straight away), then send the callback, which may take seconds."""
+    lease.release()
+    _notify(store, final, settings)
 
 
 def _clean(store: ResultsFileStore, jobname: str) -> None:

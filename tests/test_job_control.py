@@ -169,7 +169,8 @@ def test_a_run_past_the_time_limit_ends_timeout_and_the_host_runs_the_next_job(c
     ran = (status.finished - status.started).total_seconds()
     print(f"\njob control figures: a run with a 2 s limit ended `timeout` {ran:.2f} s after it started")
     assert_no_partial_results(cluster, slow)
-    assert not cluster.store.lease_path(slow).exists()
+    lease = cluster.store.lease_path(slow)
+    wait_for(lambda: not lease.exists(), 5, "the lease to be released just after the final status")
     assert final_states(cluster, slow) == ["timeout"] and callbacks_for(slow) == ["timeout"]
     assert cluster.enqueue(host, quick).status_code == 202  # the same host, a fresh job process
     cluster.wait_final(quick)

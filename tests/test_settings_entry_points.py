@@ -311,7 +311,8 @@ def check_lease(world: World, entry: str) -> None:
     """A lease whose heartbeat is 30 s old is stale only when LEASE_STALE_SECONDS (5) is honoured."""
     outcome = world.outcomes[entry]
     completed(world, outcome)
-    assert not outcome.store.lease_path(outcome.jobname).exists()
+    lease = outcome.store.lease_path(outcome.jobname)
+    wait_for(lambda: not lease.exists(), 5, "the lease to be released just after the final status")
 
 
 def check_function_key(world: World, entry: str) -> None:
