@@ -58,7 +58,13 @@ def callbacks():
 
 
 def callbacks_for(jobname: str) -> list[str]:
-    return [body["status"] for body in _Callbacks.bodies if body["jobname"] == jobname]
+    """The callbacks received for a job, once the first has come (it is sent just after the final status)."""
+
+    def received() -> list[str]:
+        return [body["status"] for body in _Callbacks.bodies if body["jobname"] == jobname]
+
+    wait_for(lambda: received() != [], 10, f"the callback of {jobname}")
+    return received()
 
 
 class Cluster:

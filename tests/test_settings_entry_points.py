@@ -373,7 +373,9 @@ def check_fast_path(world: World, entry: str) -> None:
 def check_callback_hosts(world: World, entry: str) -> None:
     outcome = world.outcomes[entry]
     completed(world, outcome)
-    assert world.callbacks.count(f"/cb/{outcome.jobname}") == 1, world.callbacks
+    path = f"/cb/{outcome.jobname}"
+    wait_for(lambda: path in world.callbacks, 10, "the callback, sent just after the final status")
+    assert world.callbacks.count(path) == 1, world.callbacks
 
 
 # setting: (what it changes, the entry points that must honour it)
