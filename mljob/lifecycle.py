@@ -135,6 +135,8 @@ def cancel_job(store: ResultsFileStore, jobname: str, settings: Settings) -> Job
             if time.monotonic() >= deadline:
                 return status or store.read_status(jobname)
             time.sleep(0.25)
+        if status.status is not State.CANCELLED:  # the run ended otherwise just before the marker came
+            store.clear_cancel(jobname)
     return _cancelled_or_refused(store.read_status(jobname))
 
 
