@@ -144,9 +144,28 @@ class DataCache:
 # The one cache of this process, shared by every job (thread) in it.
 CACHE = DataCache()
 
-_install_lock = threading.Lock()
-_active_count = 0
-_originals: dict[str, Any] = {}
+class SharedPatch:
+    """Replacements of GenePlexus internals, in place while any `held()` block runs. Blocks overlap (jobs in
+    threads of one process): the first one in calls `install`, the last one out calls `uninstall`."""
+
+    def __init__(self, install: Callable[[], None], uninstall: Callable[[], None]) -> None:
+        self._install, self._uninstall = install, uninstall
+        self.lock = threading.Lock()  # held while the replacements go in or out
+        self.holders = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.lock:
+            if self.holders == 0:
+                self._install()
+            self.holders += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.holders -= 1
+                if self.holders == 0:
+                    self._uninstall()
 
 
 class VersionPin:
@@ -185,24 +204,14 @@ def active(budget_mb: int) -> Iterator[bool]:
     `budget_mb`: the memory budget (the DATA_CACHE_MB setting); 0 turns the cache off (the block then
     runs GenePlexus untouched and anything cached is released). Yields whether it is on.
     """
-    global _active_count
     if budget_mb <= 0 or not supported():
         if budget_mb <= 0:
             CACHE.clear()
         yield False
         return
-    with _install_lock:
-        CACHE.budget_bytes = budget_mb * 1024 * 1024
-        if _active_count == 0:
-            _install()
-        _active_count += 1
-    try:
+    CACHE.budget_bytes = budget_mb * 1024 * 1024
+    with _PATCH.held():
         yield True
-    finally:
-        with _install_lock:
-            _active_count -= 1
-            if _active_count == 0:
-                _uninstall()
 
 
 def preload(data_path: str | os.PathLike, names: list[str], budget_mb: int) -> tuple[int, int]:
@@ -240,7 +249,7 @@ def shared_json(file_loc: str, file_name: str) -> Any:
     """
     from geneplexus import util
 
-    with _install_lock:
+    with _PATCH.lock:
         original = _originals.get("json")
     if original is None:
         return util._load_json_file(file_loc, file_name)
@@ -272,6 +281,10 @@ def _uninstall() -> None:
     util._load_json_file = _originals.pop("json")
     util._load_np_file = _originals.pop("np")
     _geneplexus.pd = _originals.pop("pd")
+
+
+_originals: dict[str, Any] = {}  # GenePlexus's own loaders, while the cache's are in place
+_PATCH = SharedPatch(_install, _uninstall)
 
 
 # --- the replacement loaders --------------------------------------------------------------------

@@ -28,13 +28,12 @@ fast path off with one warning. `import mljob.fast_path` imports neither numpy n
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from mljob.cache import SUPPORTED_GENEPLEXUS as SUPPORTED_GENEPLEXUS  # the pin this module shares
-from mljob.cache import VersionPin, shared_json
+from mljob.cache import SharedPatch, VersionPin, shared_json
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,6 @@ REPLACED = (
 
 _TERMS_AT_ONCE = 1024  # _make_sim_dfs: term weights stacked into one array at a time (4 MB at dim 512)
 
-_install_lock = threading.Lock()
-_active_count = 0
-_originals: dict[str, Any] = {}
 
 
 supported = VersionPin("fast path", log)
@@ -62,21 +58,11 @@ supported = VersionPin("fast path", log)
 def active(enabled: bool = True) -> Iterator[bool]:
     """Run GenePlexus with the fast path while the block runs (the FAST_PATH setting: False leaves it
     untouched). Yields whether it is on."""
-    global _active_count
     if not enabled or not supported():
         yield False
         return
-    with _install_lock:
-        if _active_count == 0:
-            _install()
-        _active_count += 1
-    try:
+    with PATCH.held():
         yield True
-    finally:
-        with _install_lock:
-            _active_count -= 1
-            if _active_count == 0:
-                _uninstall()
 
 
 def _install() -> None:
@@ -92,6 +78,10 @@ def _uninstall() -> None:
 
     for name in list(_originals):
         setattr(_geneplexus, name, _originals.pop(name))
+
+
+_originals: dict[str, Any] = {}  # GenePlexus's own functions, while the fast path is in place
+PATCH = SharedPatch(_install, _uninstall)
 
 
 def _id_conversion(file_loc: str, species: str, src: str, dst: str) -> Any:

@@ -43,7 +43,7 @@ def gpx():
 
 def original(name: str):
     """GenePlexus's own function (the fast path is never in place outside `active`)."""
-    assert fast_path._active_count == 0
+    assert fast_path.PATCH.holders == 0
     return getattr(gpx(), name)
 
 
@@ -444,7 +444,7 @@ def test_geneplexus_is_pristine_after_the_block_and_between_threads():
     for t in threads:
         t.join()
     assert {name: getattr(gpx(), name) for name in fast_path.REPLACED} == before
-    assert fast_path._active_count == 0 and not fast_path._originals
+    assert fast_path.PATCH.holders == 0 and not fast_path._originals
 
 
 def test_off_leaves_geneplexus_untouched_and_an_error_still_restores_it():
