@@ -16,7 +16,7 @@ value or 9,000).
 tests/test_fast_path.py checks every function against the original and every result table of whole
 jobs with the fast path on and off.
 
-The replacements are reference-counted like the data cache's: in place while at least one job is
+The replacements are reference-counted by the data cache's `SharedPatch`: in place while at least one job is
 inside `active(True)`, and geneplexus is pristine again after the last one leaves. They are process-wide
 while in place, so a job without the fast path that runs at the same time in another thread of the
 same process gets it too (FAST_PATH is one setting per process; the results are the same anyway).
@@ -48,8 +48,6 @@ REPLACED = (
 )
 
 _TERMS_AT_ONCE = 1024  # _make_sim_dfs: term weights stacked into one array at a time (4 MB at dim 512)
-
-
 
 supported = VersionPin("fast path", log)
 
@@ -232,8 +230,8 @@ def _run_sl(
     else:
         gpx.logger.warning("logreg_kwargs not a dictionary or None, using defaults")
     # train the model
-    pos_inds = _rows_of(pos_genes_in_net, net_genes)
-    neg_inds = _rows_of(negative_genes, net_genes)
+    inds = _rows_of([*pos_genes_in_net, *negative_genes], net_genes)  # one gene -> row table for both
+    pos_inds, neg_inds = inds[: len(pos_genes_in_net)], inds[len(pos_genes_in_net) :]
     data = gpx.util.load_gene_features(file_loc, sp_trn, features, net_type)
     if scale:
         std_scale = gpx.StandardScaler().fit(data)
