@@ -180,12 +180,12 @@ def _web(answer: WebAnswer, req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name="%QUEUE_NAME%", connection="QUEUECONNECTIONSTRING")
 def process_job(msg: func.QueueMessage) -> None:
     """Run the job a queue message names; errors that a retry may fix are re-raised for the host."""
-    from mljob import worker
+    from mljob import queue_trigger
 
-    worker.process_message(
+    queue_trigger.handle_message(
         msg.get_body(),
         message_id=msg.id,
         dequeue_count=msg.dequeue_count or 1,
-        max_dequeue_count=worker.max_dequeue_count(HOST_JSON),
+        max_dequeue_count=queue_trigger.max_dequeue_count(HOST_JSON),
         settings=Settings.from_env(),
     )

@@ -551,7 +551,7 @@ class Bench:
     def listing(self) -> None:
         """GET /api/jobs over 10,000 job folders: a page of 50, newest first, against the 1 s target; and the same
         listing with every status.json read delayed as over an Azure Files mount (a model: sleep per read)."""
-        from mljob import registry
+        from mljob import job_listing
         from mljob.job import parse_config
         from mljob.results_store import ResultsFileStore
         from mljob.status import State
@@ -568,7 +568,7 @@ class Bench:
                 store.update_status(name, state, f"{state.value} ({i})")
 
         def page(**query: Any) -> float:
-            return timed(lambda: registry.list_jobs(store, limit=50, **query))
+            return timed(lambda: job_listing.list_jobs(store, limit=50, **query))
 
         page()  # the page cache, as on a warm instance
         first = [page() for _ in range(self.rounds + 2)]

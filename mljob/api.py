@@ -17,7 +17,8 @@ from importlib import metadata
 from typing import Any
 
 import mljob
-from mljob import service
+from mljob import poison
+from mljob.enqueue import enqueue_jobs
 from mljob.errors import (
     InvalidInput,
     JobExists,
@@ -128,7 +129,7 @@ def enqueue(body: bytes, settings: Settings) -> Answer:
         if not isinstance(rerun, bool):
             raise InvalidInput('"rerun" must be true or false')
         store = ResultsFileStore.from_settings(settings)
-        accepted = service.enqueue(store, JobQueue.from_settings(settings), names, rerun=rerun)
+        accepted = enqueue_jobs(store, JobQueue.from_settings(settings), names, rerun=rerun)
     except Exception as exc:  # every error becomes a JSON answer
         return error_answer(exc)
     return 202, {"accepted": accepted, "status": State.QUEUED.value, "code": 202}
@@ -167,15 +168,15 @@ def run_now(jobname: str | None, body: bytes, settings: Settings) -> Answer:
 
 def jobs(query: Mapping[str, list[str]], settings: Settings) -> Answer:
     """GET /api/jobs: the jobs, newest first; ?status= (repeatable), ?prefix=, ?limit= (1-500), ?after= (cursor)."""
-    from mljob import registry
+    from mljob import job_listing
 
     try:
-        limit_text = _one(query, "limit") or str(registry.DEFAULT_LIMIT)
+        limit_text = _one(query, "limit") or str(job_listing.DEFAULT_LIMIT)
         if not limit_text.isdigit():
-            raise InvalidInput(f"limit must be a whole number from 1 to {registry.MAX_LIMIT}, got {limit_text!r}")
-        page = registry.list_jobs(
+            raise InvalidInput(f"limit must be a whole number from 1 to {job_listing.MAX_LIMIT}, got {limit_text!r}")
+        page = job_listing.list_jobs(
             ResultsFileStore.from_settings(settings),
-            statuses=registry.statuses_from(query.get("status", [])),
+            statuses=job_listing.statuses_from(query.get("status", [])),
             prefix=_one(query, "prefix") or "",
             limit=int(limit_text),
             after=_one(query, "after") or None,
@@ -213,7 +214,7 @@ def queue(settings: Settings) -> Answer:
     """GET /api/queue: approximate message counts of the queue and its poison queue, and the oldest poison
     messages with the jobs they name."""
     try:
-        return 200, service.queue_overview(JobQueue.from_settings(settings))
+        return 200, poison.overview(JobQueue.from_settings(settings))
     except Exception as exc:  # every error becomes a JSON answer
         return error_answer(exc)
 
@@ -229,7 +230,7 @@ def requeue(body: bytes, settings: Settings) -> Answer:
         else:
             raise InvalidInput('send {"jobnames": ["..."]} or {"all": true}')
         store = ResultsFileStore.from_settings(settings)
-        requeued = service.requeue_poison(store, JobQueue.from_settings(settings), names)
+        requeued = poison.requeue(store, JobQueue.from_settings(settings), names)
     except Exception as exc:  # every error becomes a JSON answer
         return error_answer(exc)
     return 202, {"requeued": requeued, "status": State.QUEUED.value, "code": 202}

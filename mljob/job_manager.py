@@ -8,7 +8,7 @@ from typing import Any
 from mljob.errors import JobNotReady
 from mljob.job import JobConfig, new_jobname, parse_config, parse_genes, validate_jobname
 from mljob.launcher import Launcher
-from mljob.results import TOP_GENES_FILE
+from mljob.result_files import TOP_GENES_FILE
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import JobStatus, State

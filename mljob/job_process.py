@@ -25,13 +25,16 @@ import threading
 import time
 from typing import Any, TextIO
 
-from mljob import backend_data, cache, manifest
+from mljob import backend_data, manifest
 from mljob.errors import InvalidInput, JobError
 from mljob.job_log import job_log
-from mljob.pipeline import STEP_PERCENT, run_pipeline, save_class
-from mljob.report import REPORT_FILE, ReportData, render_report
-from mljob.results import write_web_files
+from mljob.report import ReportData, render_report
+from mljob.result_files import REPORT_FILE
 from mljob.results_store import ResultsFileStore, atomic_write
+from mljob.science import data_cache, session
+from mljob.science.job_info import job_info
+from mljob.science.pipeline import STEP_PERCENT, analyse, save_class
+from mljob.science.web_files import write_web_files
 from mljob.settings import Settings
 from mljob.status import Progress, State
 
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 PARENT_CHECK_SECONDS = 0.2
 
 
-def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_share: float = 1.0) -> str:
+def make_results(store: ResultsFileStore, jobname: str, settings: Settings, instance_share: float = 1.0) -> str:
     """Read the inputs, run the pipeline, store results/ and job_info.json; returns the completed message.
 
     `instance_share`: the part of the instance the job had (1 when it ran alone), for its estimated cost.
@@ -55,9 +58,9 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_s
     def progress(step: str, percent: int) -> None:
         store.update_status(jobname, State.RUNNING, step, progress=Progress(step=step, percent=percent))
 
-    before = cache.CACHE.stats.hits, cache.CACHE.stats.misses
+    before = data_cache.CACHE.stats.hits, data_cache.CACHE.stats.misses
     cpu = time.process_time()
-    result = run_pipeline(
+    result = analyse(
         config,
         genes,
         negatives,
@@ -71,12 +74,12 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_s
     with store.staging_results(jobname) as staging:
         save_class(result.gp, staging)
         web = write_web_files(result.gp, staging, top=config.num_nodes)
-        info = manifest.job_info(result)
+        info = job_info(result)
         on = settings.data_cache_mb > 0  # (turning the cache off also clears its counters)
         info["data_cache"] = {
             "budget_mb": settings.data_cache_mb,
-            "hits": cache.CACHE.stats.hits - before[0] if on else 0,
-            "misses": cache.CACHE.stats.misses - before[1] if on else 0,
+            "hits": data_cache.CACHE.stats.hits - before[0] if on else 0,
+            "misses": data_cache.CACHE.stats.misses - before[1] if on else 0,
         }
         report = render_report(ReportData.from_web(config.model_dump(mode="json"), info, web))
         atomic_write(staging / REPORT_FILE, report)
@@ -90,14 +93,14 @@ def do_job(store: ResultsFileStore, jobname: str, settings: Settings, instance_s
     return manifest.summary(info)
 
 
-def answer(request: dict[str, Any]) -> dict[str, Any]:
+def handle(request: dict[str, Any]) -> dict[str, Any]:
     """Do one request's job; the answer says how it went (never raises)."""
     store = ResultsFileStore(request["jobs_path"], max_genes=request["max_genes"], max_bytes=request["max_bytes"])
     jobname = request["jobname"]
     with job_log(store, jobname):
         try:
             settings = Settings.from_dict(request["settings"])
-            summary = do_job(store, jobname, settings, request.get("instance_share", 1.0))
+            summary = make_results(store, jobname, settings, request.get("instance_share", 1.0))
             return {"outcome": "completed", "summary": summary}
         except (JobError, InvalidInput) as exc:
             log.error("job %s failed: %s", jobname, exc)
@@ -118,7 +121,7 @@ def preload(request: dict[str, Any]) -> None:
         started = time.perf_counter()
         try:
             names = backend_data.preload_files(target)
-            count, held = cache.preload(request["data_path"], names, request["cache_mb"])
+            count, held = data_cache.preload(request["data_path"], names, request["cache_mb"])
         except Exception as exc:  # missing or unreadable data: the jobs will say so in words
             _tell(f"PRELOAD {what} not loaded: {type(exc).__name__}: {exc}")
             continue
@@ -136,14 +139,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     replies = _protocol_stream()
     _exit_with_parent(os.getppid())
-    import geneplexus  # noqa: F401  (the ML stack, loaded before the first job)
+    session.import_stack()  # the ML stack, loaded before the first job
 
     if len(sys.argv) > 1:
         preload(json.loads(sys.argv[1]))
     _send(replies, {"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         if line.strip():
-            _send(replies, answer(json.loads(line)))
+            _send(replies, handle(json.loads(line)))
     return 0
 
 

@@ -58,9 +58,9 @@ class QueueLauncher:
 
     def launch(self, jobname: str) -> None:
         """Enqueue the job; raises JobNotReady if it is queued, running or completed already."""
-        from mljob import service
+        from mljob.enqueue import enqueue_jobs
 
-        service.enqueue(self.store, self.queue, [jobname])
+        enqueue_jobs(self.store, self.queue, [jobname])
 
 
 class UrlLauncher:

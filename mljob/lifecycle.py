@@ -183,7 +183,7 @@ def _run(store: ResultsFileStore, jobname: str, settings: Settings, policy: RunP
         )
         log.info("job %s: run %d started (mljob %s, %s)", jobname, attempt, mljob.__version__, _limits(settings))
         try:
-            summary = supervisor.run(store, jobname, settings, on_process=lease.note_process)
+            summary = supervisor.supervise_job(store, jobname, settings, on_process=lease.note_process)
         except RunTimedOut as exc:
             return _end(store, jobname, State.TIMEOUT, str(exc), settings, lease)
         except RunCancelled as exc:

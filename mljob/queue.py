@@ -1,7 +1,7 @@
 """The job queue: an Azure Storage Queue of job messages (and its poison queue), as a transport only.
 
 `JobQueue` creates the queues, sends, deletes and counts messages; what a message holds is
-`mljob.messages`' business, and which jobs may be queued is the job service's (`mljob.service`).
+`mljob.messages`' business, and which jobs may be queued is `mljob.enqueue`'s.
 Importing this module is cheap: azure.storage.queue is imported when a JobQueue is made.
 """
 

@@ -18,14 +18,21 @@ from typing import TYPE_CHECKING, Any
 import mljob
 from mljob.errors import InvalidInput, JobNotFound, JobNotReady
 from mljob.network_layout import finite
-from mljob.results import GRAPH_FILE, INPUT_GENES_FILE, MODEL, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
+from mljob.result_files import (
+    GRAPH_FILE,
+    INPUT_GENES_FILE,
+    MODEL,
+    REPORT_FILE,
+    TOP_GENES_FILE,
+    TOP_TERMS_FILE,
+    WebFiles,
+)
 
 if TYPE_CHECKING:
     import jinja2
 
     from mljob.results_store import ResultsFileStore
 
-REPORT_FILE = "report.html"
 TOP_TERMS_SHOWN = 20
 NCBI_GENE_URL = "https://www.ncbi.nlm.nih.gov/gene/"
 NOT_MAPPED = "Could Not be mapped to Entrez"

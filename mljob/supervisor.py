@@ -46,7 +46,7 @@ _CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
 CHILD_CODE = "import sys; from mljob.job_process import main; sys.exit(main())"  # a new interpreter, not a fork
 
 
-class JobProcess:
+class JobProcessHandle:
     """One child interpreter running `mljob.job_process`; `run` hands it a request and returns its answer."""
 
     def __init__(self, preload: dict[str, Any] | None = None) -> None:
@@ -140,7 +140,7 @@ class JobProcess:
                     pass
 
 
-_idle: list[JobProcess] = []
+_idle: list[JobProcessHandle] = []
 _lock = threading.Lock()
 _busy = 0  # runs in progress in this process (each in its own job process)
 
@@ -154,13 +154,13 @@ def prestart(settings: Settings | None = None, wait: bool = False) -> None:
         preload = {"data_path": str(settings.data_path), "targets": targets, "cache_mb": settings.data_cache_mb}
     with _lock:
         if preload or not _idle:
-            _idle.append(JobProcess(preload))
+            _idle.append(JobProcessHandle(preload))
         process = _idle[-1]
     if wait:
         process.wait_ready()
 
 
-def run(
+def supervise_job(
     store: ResultsFileStore,
     jobname: str,
     settings: Settings,
@@ -208,7 +208,7 @@ def run(
 
 
 def _watch(
-    process: JobProcess, request: dict[str, Any], settings: Settings, cancelled: Callable[[], bool]
+    process: JobProcessHandle, request: dict[str, Any], settings: Settings, cancelled: Callable[[], bool]
 ) -> dict[str, Any]:
     """Send the request and watch the child until it answers, dies, or must be stopped."""
     started = time.monotonic()
@@ -250,16 +250,16 @@ def _watch(
             )
 
 
-def _acquire() -> JobProcess:
+def _acquire() -> JobProcessHandle:
     with _lock:
         while _idle:
             process = _idle.pop()
             if process.alive():
                 return process
-    return JobProcess()
+    return JobProcessHandle()
 
 
-def _release(process: JobProcess, reusable: bool) -> None:
+def _release(process: JobProcessHandle, reusable: bool) -> None:
     """Keep a healthy child for the next run; a stopped, dead or surplus one is let go."""
     if reusable and process.alive():
         with _lock:

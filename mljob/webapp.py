@@ -26,12 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mljob import backend_data, cache, fast_path, service
 from mljob.api import error_answer
-from mljob.errors import InvalidInput, JobError, RequestTooLarge, ServiceUnavailable, TooManyWaiting
+from mljob.enqueue import enqueue_jobs
+from mljob.errors import InvalidInput, RequestTooLarge, ServiceUnavailable, TooManyWaiting
 from mljob.job import SPECIES, JobConfig, json_type, new_jobname, parse_config, parse_genes
 from mljob.queue import JobQueue
-from mljob.results import INPUT_GENES_FILE, MODEL
+from mljob.result_files import INPUT_GENES_FILE, MODEL
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 from mljob.status import State
@@ -70,35 +70,11 @@ def convert_ids(body: bytes, settings: Settings) -> WebAnswer:
 
 
 def load_genes(genes: list[str], species: str, settings: Settings) -> dict[str, Any]:
-    """GenePlexus 3.0.1's load_genes for `species`, through the warm data cache: input_count, convert_ids,
-    table_summary and df_convert_out (as in input_genes.json)."""
-    from geneplexus import GenePlexus
-
-    from mljob.pipeline import guarded_geneplexus_defaults
-    from mljob.results import input_genes
+    """GenePlexus 3.0.1's load_genes for `species` (see `mljob.science.convert_ids`)."""
+    from mljob.science.convert_ids import convert_ids as compute
 
     data_path = settings.require_data_path()
-    missing = [name for name in backend_data.load_genes_files(species) if not (data_path / name).is_file()]
-    if missing:
-        raise JobError(f"this server has no GenePlexus backend data for {species}: {', '.join(missing[:3])} missing")
-    with (
-        guarded_geneplexus_defaults(),
-        cache.active(settings.data_cache_mb),
-        fast_path.active(bool(settings.fast_path)),
-    ):
-        gp = GenePlexus(
-            file_loc=str(data_path),
-            net_type="STRING",
-            features="SixSpeciesN2V",
-            sp_trn=species,
-            gsc_trn="GO",
-            sp_res=[species],
-            gsc_res=["GO"],
-            auto_download=False,
-            log_level="WARNING",
-        )
-        gp.load_genes(list(genes))
-    return input_genes(gp)
+    return compute(genes, species, data_path, cache_mb=settings.data_cache_mb, fast=bool(settings.fast_path))
 
 
 # --- gpz-ml -------------------------------------------------------------------------------------------
@@ -161,7 +137,7 @@ def _create_and_queue(
     store: ResultsFileStore, config: JobConfig, genes: list[str], negatives: list[str] | None, settings: Settings
 ) -> None:
     store.create_job(config, genes, negatives)
-    service.enqueue(store, JobQueue.from_settings(settings), [config.jobname])
+    enqueue_jobs(store, JobQueue.from_settings(settings), [config.jobname])
     log.info("gpz-ml: job %s queued", config.jobname)
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mljob import cache
-from mljob.cache import CACHE, DataCache
+from mljob.science import data_cache as cache
+from mljob.science.data_cache import CACHE, DataCache
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -287,11 +287,11 @@ def test_another_geneplexus_version_turns_it_off_with_one_warning(monkeypatch, c
 
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
     monkeypatch.setattr(cache.supported, "warned", False)
-    with caplog.at_level(logging.WARNING, logger="mljob.cache"):
+    with caplog.at_level(logging.WARNING, logger="mljob.science.data_cache"):
         for _ in range(3):
             with cache.active(64) as on:
                 assert not on
-    warnings = [r for r in caplog.records if r.name == "mljob.cache"]
+    warnings = [r for r in caplog.records if r.name == "mljob.science.data_cache"]
     assert len(warnings) == 1 and "3.1.0" in warnings[0].getMessage()
 
 
@@ -319,6 +319,9 @@ def test_runner_jobs_use_the_cache_and_match_uncached_jobs(store, data_path, dem
 
 
 def test_import_is_light():
-    code = "import sys, mljob.cache; print(sorted(m for m in ('numpy', 'pandas', 'geneplexus') if m in sys.modules))"
+    code = (
+        "import sys, mljob.science.data_cache; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'geneplexus') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"

@@ -70,7 +70,11 @@ def test_only_the_app_and_the_runtime_package_are_deployed(developer_folder: Pat
     files = deployed(developer_folder)
     runtime = sorted(
         p.relative_to(REPO).as_posix()
-        for p in [*(REPO / "mljob").glob("*.py"), *(REPO / "mljob" / "templates").iterdir()]
+        for p in [
+            *(REPO / "mljob").glob("*.py"),
+            *(REPO / "mljob/science").glob("*.py"),
+            *(REPO / "mljob/templates").iterdir(),
+        ]
         if p.name != "__main__.py"
     )
     assert files == sorted([".funcignore", "function_app.py", "host.json", "requirements.txt", *runtime])

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mljob import cache, fast_path
 from mljob.job import parse_config
-from mljob.pipeline import run_pipeline, save_class
-from mljob.results import write_web_files
+from mljob.science import data_cache as cache
+from mljob.science import fast_path, patching
+from mljob.science.pipeline import analyse, save_class
+from mljob.science.web_files import write_web_files
 
 FLOAT_TOLERANT_COLUMNS: dict[str, set[str]] = {}  # table file name -> columns allowed to differ by <= 1e-12: none
 
@@ -120,7 +121,7 @@ def run_job(data_path: Path, folder: Path, case: dict, *, fast: bool, cache_mb: 
     }[params.pop("genes")]
     negatives = NEGATIVES if params.pop("negatives", False) else None
     config = parse_config({"jobname": "fast-path-grid", **params})
-    result = run_pipeline(config, genes, negatives, data_path, cache_mb=cache_mb, fast_path=fast)
+    result = analyse(config, genes, negatives, data_path, cache_mb=cache_mb, fast_path=fast)
     assert result.fast_path is fast
     results = folder / "results"
     save_class(result.gp, results)
@@ -462,14 +463,14 @@ def test_another_geneplexus_version_turns_it_off_with_one_warning(monkeypatch, c
     before = {name: getattr(gpx(), name) for name in fast_path.REPLACED}
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
     monkeypatch.setattr(fast_path.supported, "warned", False)
-    with caplog.at_level(logging.WARNING, logger="mljob.fast_path"):
+    with caplog.at_level(logging.WARNING, logger="mljob.science.fast_path"):
         for _ in range(3):
             with fast_path.active(True) as on:
                 assert not on
                 assert {name: getattr(gpx(), name) for name in fast_path.REPLACED} == before
-    warnings = [r for r in caplog.records if r.name == "mljob.fast_path"]
+    warnings = [r for r in caplog.records if r.name == "mljob.science.fast_path"]
     assert len(warnings) == 1 and "3.1.0" in warnings[0].getMessage() and "3.0.1" in warnings[0].getMessage()
-    assert fast_path.SUPPORTED_GENEPLEXUS is cache.SUPPORTED_GENEPLEXUS
+    assert fast_path.SUPPORTED_GENEPLEXUS is patching.SUPPORTED_GENEPLEXUS
 
 
 def test_a_pipeline_on_another_version_runs_geneplexus_itself(monkeypatch, data_path, demo_genes):
@@ -477,7 +478,7 @@ def test_a_pipeline_on_another_version_runs_geneplexus_itself(monkeypatch, data_
 
     monkeypatch.setattr(geneplexus, "__version__", "3.1.0")
     monkeypatch.setattr(fast_path.supported, "warned", True)  # (warned already)
-    result = run_pipeline(parse_config({"jobname": "old-version"}), demo_genes, None, data_path, fast_path=True)
+    result = analyse(parse_config({"jobname": "old-version"}), demo_genes, None, data_path, fast_path=True)
     assert result.fast_path is False
 
 
@@ -502,7 +503,8 @@ def test_import_is_light():
 
     repo = Path(__file__).resolve().parent.parent
     code = (
-        "import sys, mljob.fast_path; print(sorted(m for m in ('numpy', 'pandas', 'geneplexus') if m in sys.modules))"
+        "import sys, mljob.science.fast_path; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'geneplexus') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "[]"

@@ -1,7 +1,7 @@
 """Fault injection with real processes and a real Azurite: after every fault no job is lost, none completes
 twice, no results/ is partial and every status.json parses.
 
-- the worker (a real process running worker.process_message) is SIGKILLed at each step of a run;
+- the worker (a real process running queue_trigger.handle_message) is SIGKILLed at each step of a run;
 - Azurite is stopped during an enqueue and during a run under `mljob serve`;
 - a backend file is truncated or removed mid-run;
 - the callback server is down, slow or answers 500;
@@ -28,7 +28,7 @@ from typing import ClassVar
 import pytest
 from devhost_process import FAST_HOST_JSON, REPO, DevHostProcess, app_copy, wait_for
 
-from mljob import api, callback, worker
+from mljob import api, callback, queue_trigger
 from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.queue import JobQueue
@@ -61,7 +61,7 @@ def check_invariants(store: ResultsFileStore, expected_results: set[str] | None 
 
 
 def process(settings: Settings, name: str, dequeue_count: int = 1, max_dequeue_count: int = 5) -> str:
-    return worker.process_message(
+    return queue_trigger.handle_message(
         json.dumps({"jobname": name}),
         message_id=f"fault-{dequeue_count}",
         dequeue_count=dequeue_count,
@@ -88,9 +88,9 @@ def demo_genes_module() -> list[str]:
 # --- SIGKILL at each step ----------------------------------------------------------------------
 
 # One helper process imports mljob and GenePlexus once, then forks one real worker process per kill point.
-# Each runs worker.process_message on its job's message; at its kill point it writes a marker file and
+# Each runs queue_trigger.handle_message on its job's message; at its kill point it writes a marker file and
 # sleeps: the test sees the marker (and status.json's progress.step), then SIGKILLs that process.
-# One helper process forks one real worker process per kill point. Each runs worker.process_message on its
+# One helper process forks one real worker process per kill point. Each runs queue_trigger.handle_message on its
 # job's message; the job's work runs in the worker's job process (mljob.supervisor), where the fault hooks
 # of tests/job_process_hooks (MLJOB_FAULT) write a marker at the kill point and wait: the test sees the
 # marker (and status.json's progress.step), then SIGKILLs that worker; its job process goes with it.
@@ -99,7 +99,7 @@ CHILD = r"""
 import os, sys, time
 from pathlib import Path
 import mljob.lifecycle as lc
-from mljob import worker
+from mljob import queue_trigger
 from mljob.settings import Settings
 
 def run(name, where, marker):
@@ -110,12 +110,12 @@ def run(name, where, marker):
     if where == "callback":                  # `completed` is written; the callback is being sent
         lc.callback.notify = freeze
     elif where == "starting":                # the worker marked the job running; its job process is not asked yet
-        lc.supervisor.run = freeze
+        lc.supervisor.supervise_job = freeze
     else:
         action = {"saving:mid-write": "freeze-after-web-files", "saving:results-renamed": "freeze-before-job-info"}
         step = "saving" if where.startswith("saving:") else where
         os.environ["MLJOB_FAULT"] = f"{step}|{action.get(where, 'freeze')}|{marker}"
-    worker.process_message('{"jobname": "%s"}' % name, message_id="doomed", dequeue_count=1,
+    queue_trigger.handle_message('{"jobname": "%s"}' % name, message_id="doomed", dequeue_count=1,
                            max_dequeue_count=5, settings=Settings.from_env())
 
 children = []

@@ -19,8 +19,8 @@ import function_app
 from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.lease import RunLease
+from mljob.queue_trigger import max_dequeue_count
 from mljob.status import State
-from mljob.worker import max_dequeue_count
 
 REPO = Path(__file__).resolve().parent.parent
 CLOSED_PORT_CONNECTION = (

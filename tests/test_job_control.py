@@ -255,9 +255,9 @@ def test_a_job_process_crashing_on_every_try_goes_to_poison(cluster, demo_genes)
 
 def test_a_cancelled_queued_job_is_never_run(cluster, demo_genes):
     name = cluster.job("queued-job", demo_genes)
-    from mljob import service
+    from mljob import enqueue
 
-    service.enqueue(cluster.store, cluster.queue, [name])  # queued; no host is running yet
+    enqueue.enqueue_jobs(cluster.store, cluster.queue, [name])  # queued; no host is running yet
     settings = Settings(jobs_path=cluster.store.root, callback_allowed_hosts="127.0.0.1")
     status = cancel_job(cluster.store, name, settings)
     assert (status.status, status.code) == (State.CANCELLED, 410) and "before it ran" in status.message

@@ -21,7 +21,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from azurite import ACCOUNT_KEY, AzuriteServer, running_azurite
 
-from mljob import messages, service
+from mljob import enqueue, messages
 from mljob.errors import (
     InvalidInput,
     JobNotFound,
@@ -246,7 +246,7 @@ def test_importing_the_queue_module_is_light():
 
 def test_enqueue_marks_every_job_queued_and_sends_one_message_each(store, demo_genes, queue: JobQueue):
     names = [make_job(store, n, demo_genes) for n in ("a-11111111", "b-22222222", "c-33333333")]
-    assert service.enqueue(store, queue, [*names, names[0], names[1]]) == names  # duplicates dropped, in order
+    assert enqueue.enqueue_jobs(store, queue, [*names, names[0], names[1]]) == names  # duplicates dropped, in order
     assert sorted(visible_names(queue)) == sorted(names)
     assert message_count(queue) == 3
     for name in names:
@@ -260,14 +260,14 @@ def test_enqueue_marks_every_job_queued_and_sends_one_message_each(store, demo_g
 def test_enqueue_accepts_failed_jobs(store, demo_genes, queue: JobQueue):
     name = make_job(store, "failed-11111111", demo_genes)
     store.update_status(name, State.FAILED, "boom")
-    assert service.enqueue(store, queue, [name]) == [name]
+    assert enqueue.enqueue_jobs(store, queue, [name]) == [name]
     assert states(store, [name]) == [State.QUEUED]
 
 
 def test_unknown_job_in_the_list_sends_nothing(store, demo_genes, queue: JobQueue):
     known = make_job(store, "known-11111111", demo_genes)
     with pytest.raises(JobNotFound, match="missing-22222222"):
-        service.enqueue(store, queue, [known, "missing-22222222"])
+        enqueue.enqueue_jobs(store, queue, [known, "missing-22222222"])
     assert message_count(queue) == 0
     assert states(store, [known]) == [State.CREATED]
     assert len(store.read_status(known).history) == 1
@@ -277,16 +277,16 @@ def test_unknown_job_in_the_list_sends_nothing(store, demo_genes, queue: JobQueu
 def test_bad_name_in_the_list_sends_nothing(store, demo_genes, queue: JobQueue, bad):
     known = make_job(store, "known-11111111", demo_genes)
     with pytest.raises(InvalidInput):
-        service.enqueue(store, queue, [known, bad])
+        enqueue.enqueue_jobs(store, queue, [known, bad])
     assert message_count(queue) == 0
     assert states(store, [known]) == [State.CREATED]
 
 
 def test_empty_list_or_one_string_is_refused(store, queue: JobQueue):
     with pytest.raises(InvalidInput, match="no job names"):
-        service.enqueue(store, queue, [])
+        enqueue.enqueue_jobs(store, queue, [])
     with pytest.raises(InvalidInput, match="list"):
-        service.enqueue(store, queue, "abc-12345678")  # type: ignore[arg-type]
+        enqueue.enqueue_jobs(store, queue, "abc-12345678")  # type: ignore[arg-type]
 
 
 def test_unreadable_config_or_genes_sends_nothing(store, demo_genes, queue: JobQueue):
@@ -297,10 +297,10 @@ def test_unreadable_config_or_genes_sends_nothing(store, demo_genes, queue: JobQ
     (store.job_path(broken_genes) / "input_genes.txt").write_bytes(b"\x00\x01binary")
     for broken in (broken_config, broken_genes):
         with pytest.raises(InvalidInput):
-            service.enqueue(store, queue, [good, broken])
+            enqueue.enqueue_jobs(store, queue, [good, broken])
     (store.job_path(good) / "input_genes.txt").unlink()
     with pytest.raises(InvalidInput, match=r"no input_genes\.txt"):
-        service.enqueue(store, queue, [good])
+        enqueue.enqueue_jobs(store, queue, [good])
     assert message_count(queue) == 0
     assert states(store, [good, broken_config, broken_genes]) == [State.CREATED] * 3
 
@@ -311,11 +311,11 @@ def test_busy_or_completed_job_is_a_conflict_unless_rerun(store, demo_genes, que
     busy = make_job(store, "busy-22222222", demo_genes)
     store.update_status(busy, state, "earlier")
     with pytest.raises(JobNotReady, match=f"busy-22222222 is {state.value}"):
-        service.enqueue(store, queue, [fresh, busy])
+        enqueue.enqueue_jobs(store, queue, [fresh, busy])
     assert message_count(queue) == 0
     assert states(store, [fresh, busy]) == [State.CREATED, state]
 
-    assert service.enqueue(store, queue, [fresh, busy], rerun=True) == [fresh, busy]
+    assert enqueue.enqueue_jobs(store, queue, [fresh, busy], rerun=True) == [fresh, busy]
     assert states(store, [fresh, busy]) == [State.QUEUED, State.QUEUED]
     assert sorted(visible_names(queue)) == sorted([fresh, busy])
 
@@ -326,7 +326,7 @@ def test_queue_down_raises_queue_unavailable_quickly_and_marks_nothing(store, de
     with azurite_local.outage():
         started = time.monotonic()
         with pytest.raises(QueueUnavailable) as info:
-            service.enqueue(store, job_queue, names)
+            enqueue.enqueue_jobs(store, job_queue, names)
         elapsed = time.monotonic() - started
         with pytest.raises(QueueUnavailable):
             job_queue.ensure()
@@ -338,7 +338,7 @@ def test_queue_down_raises_queue_unavailable_quickly_and_marks_nothing(store, de
     assert info.value.__cause__ is None and info.value.__suppress_context__
     assert states(store, names) == [State.CREATED, State.CREATED]
     # back up (restarted empty: in-memory Azurite): the same JobQueue works again
-    assert service.enqueue(store, job_queue, names) == names
+    assert enqueue.enqueue_jobs(store, job_queue, names) == names
 
 
 def test_a_failed_send_withdraws_the_messages_already_sent(store, demo_genes, queue: JobQueue, monkeypatch):
@@ -354,7 +354,7 @@ def test_a_failed_send_withdraws_the_messages_already_sent(store, demo_genes, qu
 
     monkeypatch.setattr(queue.client, "send_message", flaky_send)
     with pytest.raises(QueueUnavailable, match=r"three-33333333.*none of the 3 jobs was enqueued"):
-        service.enqueue(store, queue, names)
+        enqueue.enqueue_jobs(store, queue, names)
     assert len(calls) == 3
     assert message_count(queue) == 0  # the two sent (hidden) messages were deleted
     assert states(store, names) == [State.CREATED] * 3
@@ -370,7 +370,7 @@ def test_every_job_is_marked_queued_before_its_message_is_sent(store, demo_genes
         return real_update(name, state, *args, **kwargs)
 
     monkeypatch.setattr(store, "update_status", watching_update)
-    service.enqueue(store, queue, names)
+    enqueue.enqueue_jobs(store, queue, names)
     assert sorted(seen) == [(names[0], False), (names[1], False)]  # no worker can receive a job before it is queued
     assert sorted(visible_names(queue)) == sorted(names)
 
@@ -397,7 +397,7 @@ def test_a_message_a_worker_already_took_is_named_and_its_run_left_alone(
 
     monkeypatch.setattr(queue.client, "send_message", send_then_fail)
     with pytest.raises(QueueUnavailable) as info:
-        service.enqueue(store, queue, names)
+        enqueue.enqueue_jobs(store, queue, names)
     text = str(info.value)
     assert "three-33333333" in text and "could not be withdrawn" in text
     running = [n for n in names if store.read_status(n).status is State.RUNNING]
@@ -420,7 +420,7 @@ def test_a_failed_status_write_withdraws_messages_and_restores_statuses(
 
     monkeypatch.setattr(store, "update_status", failing_update)
     with pytest.raises(OSError, match="disk full"):
-        service.enqueue(store, queue, names)
+        enqueue.enqueue_jobs(store, queue, names)
     assert message_count(queue) == 0
     assert store.read_status(names[0]) == before
     assert states(store, names) == [State.FAILED, State.CREATED]

@@ -17,7 +17,7 @@ from mljob.errors import JobNotFound, JobNotReady, PathEscape
 from mljob.job import parse_config
 from mljob.network_layout import layout_network
 from mljob.report import REPORT_FILE, ReportData, render_report, write_report
-from mljob.results import INPUT_GENES_FILE, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
+from mljob.result_files import INPUT_GENES_FILE, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
 from mljob.results_store import ResultsFileStore
 from mljob.run_geneplexus import run_geneplexus
 from mljob.status import State

@@ -17,9 +17,9 @@ import pytest
 from mljob.errors import JobWorkFailed
 from mljob.job import parse_config
 from mljob.lifecycle import RunPolicy
-from mljob.pipeline import STEP_PERCENT
 from mljob.results_store import ResultsFileStore
 from mljob.run_geneplexus import run_geneplexus
+from mljob.science.pipeline import STEP_PERCENT
 from mljob.settings import Settings
 from mljob.status import State
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 from devhost_process import DevHostProcess, app_copy
 
-from mljob import api, callback, worker
+from mljob import api, callback, queue_trigger
 from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
@@ -178,7 +178,9 @@ def test_loopback_callback_is_refused_unless_listed_and_the_job_completes(
     store.create_job(parse_config({"jobname": "cb-refused", "callback_url": url}), demo_genes)
     settings = Settings(data_path=data_path, jobs_path=store.root)
     assert (
-        worker.process_message("cb-refused", message_id="m", dequeue_count=1, max_dequeue_count=5, settings=settings)
+        queue_trigger.handle_message(
+            "cb-refused", message_id="m", dequeue_count=1, max_dequeue_count=5, settings=settings
+        )
         == "completed"
     )
     assert _Recorder.hits == []
@@ -228,15 +230,17 @@ def test_no_user_text_breaks_a_log_line_and_no_secret_is_logged(store, data_path
         ("id\r\nFAKE", b'{"jobname": "no-such-job"}'),
         ("\x1b[31mred", b'{"jobname": "a\\u2028b"}'),
     ]:
-        worker.process_message(body, message_id=message_id, dequeue_count=1, max_dequeue_count=5, settings=settings)
+        queue_trigger.handle_message(
+            body, message_id=message_id, dequeue_count=1, max_dequeue_count=5, settings=settings
+        )
     # a config whose error text carries user input with newlines, and gene tokens with odd characters
     store.create_job(parse_config({"jobname": "bad-cfg"}), demo_genes)
     (store.job_path("bad-cfg") / "job_config.json").write_text(
         json.dumps({"jobname": "bad-cfg", "net_type": "X\nFAKE"})
     )
-    worker.process_message("bad-cfg", message_id="m2", dequeue_count=1, max_dequeue_count=5, settings=settings)
+    queue_trigger.handle_message("bad-cfg", message_id="m2", dequeue_count=1, max_dequeue_count=5, settings=settings)
     store.create_job(parse_config({"jobname": "odd-genes"}), ["\u202eCDK1", "GENE\u2028X", *demo_genes])
-    worker.process_message("odd-genes", message_id="m3", dequeue_count=1, max_dequeue_count=5, settings=settings)
+    queue_trigger.handle_message("odd-genes", message_id="m3", dequeue_count=1, max_dequeue_count=5, settings=settings)
     answers.append(api.enqueue(b'{"jobname": "odd-genes", "rerun": true}', settings))  # 503: the closed port
     answers.append(api.health(settings))
 

@@ -223,31 +223,31 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from mljob import service
+    from mljob.enqueue import enqueue_jobs
     from mljob.queue import JobQueue
 
     settings = _settings(args)
     store = ResultsFileStore.from_settings(settings)
-    for name in service.enqueue(store, JobQueue.from_settings(settings), args.jobnames, rerun=args.rerun):
+    for name in enqueue_jobs(store, JobQueue.from_settings(settings), args.jobnames, rerun=args.rerun):
         print(name)
     return EXIT_OK
 
 
 def cmd_poison_list(args: argparse.Namespace) -> int:
-    from mljob import service
+    from mljob import poison
     from mljob.queue import JobQueue
 
-    overview = service.queue_overview(JobQueue.from_settings(_settings(args)))
-    queue, poison = overview["queue"], overview["poison"]
-    print(f"queue {queue['name']}: {queue['count']} message(s); {poison['name']}: {poison['count']} message(s)")
-    for item in poison["oldest"]:
+    overview = poison.overview(JobQueue.from_settings(_settings(args)))
+    queue, poisoned = overview["queue"], overview["poison"]
+    print(f"queue {queue['name']}: {queue['count']} message(s); {poisoned['name']}: {poisoned['count']} message(s)")
+    for item in poisoned["oldest"]:
         what = item["jobname"] or f"names no job: {item['error']}"
         print(f"{item['id']:<38} {item['inserted'] or '':<33} {what}")
     return EXIT_OK
 
 
 def cmd_poison_requeue(args: argparse.Namespace) -> int:
-    from mljob import service
+    from mljob import poison
     from mljob.queue import JobQueue
 
     if args.all == bool(args.jobnames):
@@ -255,7 +255,7 @@ def cmd_poison_requeue(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = ResultsFileStore.from_settings(settings)
     names = None if args.all else args.jobnames
-    for name in service.requeue_poison(store, JobQueue.from_settings(settings), names):
+    for name in poison.requeue(store, JobQueue.from_settings(settings), names):
         print(name)
     return EXIT_OK
 
@@ -342,13 +342,13 @@ def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
 def _job_rows(
     store: ResultsFileStore, *, statuses: Sequence[str] = (), prefix: str = "", most: int | None = None
 ) -> list[dict[str, Any]]:
-    """The jobs for `list` and `cleanup`, newest first, page by page (mljob.registry, as GET /api/jobs)."""
-    from mljob import registry
+    """The jobs for `list` and `cleanup`, newest first, page by page (mljob.job_listing, as GET /api/jobs)."""
+    from mljob import job_listing
 
     rows: list[dict[str, Any]] = []
     after = None
     while most is None or len(rows) < most:
-        page = registry.list_jobs(store, statuses=statuses, prefix=prefix, limit=registry.MAX_LIMIT, after=after)
+        page = job_listing.list_jobs(store, statuses=statuses, prefix=prefix, limit=job_listing.MAX_LIMIT, after=after)
         rows.extend(page.jobs)
         if page.next is None:
             break

@@ -16,7 +16,7 @@ import pytest
 from app_functions import app_functions
 from azure.functions.queue import QueueMessage
 
-from mljob import worker
+from mljob import queue_trigger
 from mljob.job import parse_config
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
@@ -127,8 +127,8 @@ def deliver(body: bytes, message_id: str = "corpus-1", dequeue_count: int = 1) -
 
 
 def process(world: World, body: bytes | str, *, dequeue_count: int = 1, max_dequeue_count: int = 5) -> str:
-    """worker.process_message: what happened to one message (dropped, skipped, busy, completed, failed)."""
-    return worker.process_message(
+    """queue_trigger.handle_message: what happened to one message (dropped, skipped, busy, completed, failed)."""
+    return queue_trigger.handle_message(
         body,
         message_id="corpus-1",
         dequeue_count=dequeue_count,

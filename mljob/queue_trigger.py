@@ -32,7 +32,7 @@ def max_dequeue_count(host_json: Path) -> int:
         return DEFAULT_MAX_DEQUEUE_COUNT
 
 
-def process_message(
+def handle_message(
     body: bytes | str,
     *,
     message_id: str,

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mljob.result_files import GRAPH_FILE, INPUT_GENES_FILE, MODEL, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
 from mljob.results_store import atomic_write
 
-MODEL = "All-Genes"
-TOP_GENES_FILE = "top_genes.json"
-TOP_TERMS_FILE = "top_terms.json"
-GRAPH_FILE = "graph.json"
-INPUT_GENES_FILE = "input_genes.json"
 TOP_TERMS = 50
-
-
-@dataclass(frozen=True)
-class WebFiles:
-    """What write_web_files wrote: the contents of top_genes.json, top_terms.json, every graph.json (by result
-    key, e.g. "Human-Combined") and input_genes.json."""
-
-    top_genes: dict[str, Any]
-    top_terms: dict[str, Any]
-    graphs: dict[str, dict[str, Any]]
-    input_genes: dict[str, Any]
 
 
 def _number(value: Any) -> float | None:

@@ -21,8 +21,8 @@ inside `active(True)`, and geneplexus is pristine again after the last one leave
 while in place, so a job without the fast path that runs at the same time in another thread of the
 same process gets it too (FAST_PATH is one setting per process; the results are the same anyway).
 
-Only geneplexus 3.0.1 is supported (the version pin of `mljob.cache`): any other version turns the
-fast path off with one warning. `import mljob.fast_path` imports neither numpy nor geneplexus.
+Only geneplexus 3.0.1 is supported (the version pin of `mljob.science.patching`): any other version turns the
+fast path off with one warning. `import mljob.science.fast_path` imports neither numpy nor geneplexus.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mljob.cache import SUPPORTED_GENEPLEXUS as SUPPORTED_GENEPLEXUS  # the pin this module shares
-from mljob.cache import SharedPatch, VersionPin, shared_json
+from mljob.science.data_cache import shared_json
+from mljob.science.patching import SUPPORTED_GENEPLEXUS as SUPPORTED_GENEPLEXUS  # the pin this module shares
+from mljob.science.patching import SharedPatch, VersionPin
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ could change: numpy arrays are handed out as read-only views (a write raises), D
 JSON data as fresh dicts and lists (flat lists are stored as tuples, so copying them is C-speed),
 and PreTrainedWeights, which GenePlexus only reads, as one shared map that is read-only all the way
 down (read-only views of dicts, Weights rows of a read-only float matrix): no copy per job.
-`shared_json` hands the cached JSON data itself, uncopied, to code that only reads it (mljob.fast_path).
+`shared_json` hands the cached JSON data itself, uncopied, to code that only reads it (mljob.science.fast_path).
 
 Thread safety: one lock guards the table, and a key being loaded has an event, so when two threads
 ask for the same file at once it is read once. The patches are reference-counted: they are in place
 while at least one job is inside `active()`, and geneplexus is pristine again after the last one.
 
 Only geneplexus 3.0.1 is supported (its loaders are what is intercepted): any other version turns
-the cache off with one warning. `import mljob.cache` imports neither numpy nor geneplexus.
+the cache off with one warning. `import mljob.science.data_cache` imports neither numpy nor geneplexus.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from mljob.science.patching import SharedPatch, VersionPin
+
 log = logging.getLogger(__name__)
 
-SUPPORTED_GENEPLEXUS = "3.0.1"
 _WEIGHTS_PREFIX = "PreTrainedWeights__"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -144,56 +145,6 @@ class DataCache:
 # The one cache of this process, shared by every job (thread) in it.
 CACHE = DataCache()
 
-class SharedPatch:
-    """Replacements of GenePlexus internals, in place while any `held()` block runs. Blocks overlap (jobs in
-    threads of one process): the first one in calls `install`, the last one out calls `uninstall`."""
-
-    def __init__(self, install: Callable[[], None], uninstall: Callable[[], None]) -> None:
-        self._install, self._uninstall = install, uninstall
-        self.lock = threading.Lock()  # held while the replacements go in or out
-        self.holders = 0
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        with self.lock:
-            if self.holders == 0:
-                self._install()
-            self.holders += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.holders -= 1
-                if self.holders == 0:
-                    self._uninstall()
-
-
-class VersionPin:
-    """Called, True when the installed geneplexus is SUPPORTED_GENEPLEXUS, the version whose internals are
-    replaced; any other version turns `what` off, with one warning (`warned` says it was given)."""
-
-    def __init__(self, what: str, logger: logging.Logger) -> None:
-        self.what, self.logger, self.warned = what, logger, False
-
-    def __call__(self) -> bool:
-        try:
-            import geneplexus
-        except ImportError:  # pragma: no cover - geneplexus is a dependency
-            return False
-        version = getattr(geneplexus, "__version__", None)
-        if version == SUPPORTED_GENEPLEXUS:
-            return True
-        if not self.warned:
-            self.warned = True
-            self.logger.warning(
-                "%s off: it supports geneplexus %s only, and geneplexus %s is installed",
-                self.what,
-                SUPPORTED_GENEPLEXUS,
-                version,
-            )
-        return False
-
-
 supported = VersionPin("data cache", log)
 
 
@@ -241,7 +192,7 @@ def preload(data_path: str | os.PathLike, names: list[str], budget_mb: int) -> t
 
 
 def shared_json(file_loc: str, file_name: str) -> Any:
-    """A backend JSON file for a reader that changes nothing in it (mljob.fast_path's replacements).
+    """A backend JSON file for a reader that changes nothing in it (mljob.science.fast_path's replacements).
 
     While the cache is on: the cached data itself, shared by every job and not copied (lists of scalars are
     tuples, PreTrainedWeights a read-only map), which saves a job the copies and the garbage collections

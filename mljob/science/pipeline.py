@@ -6,7 +6,6 @@ numpy and pandas are imported only when a pipeline runs, so importing this modul
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mljob import backend_data, cache
+from mljob import backend_data
 from mljob.errors import JobError
-from mljob.fast_path import active as fast_path_active
 from mljob.job import JobConfig
+from mljob.science.session import open_geneplexus
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +35,6 @@ STEP_PERCENT = {
     "saving": 92,
 }
 
-# geneplexus.config globals that GenePlexus calls mutate; restored after every job.
-_MUTABLE_DEFAULTS = ("ALL_SPECIES", "DEFAULT_LOGREG_KWARGS", "DEFAULT_LOUVAIN_KWARGS", "DEFAULT_DOMINO_KWARGS")
-
 OnStep = Callable[[str, int], None]
 
 
@@ -54,10 +50,10 @@ class PipelineResult:
     backend_files: list[str]
     started: float  # time.time() at the start
     seconds: dict[str, float] = field(default_factory=dict)  # per step
-    fast_path: bool = False  # whether mljob.fast_path ran (FAST_PATH on and geneplexus 3.0.1)
+    fast_path: bool = False  # whether mljob.science.fast_path ran (FAST_PATH on and geneplexus 3.0.1)
 
 
-def run_pipeline(
+def analyse(
     config: JobConfig,
     genes: list[str],
     negatives: list[str] | None,
@@ -72,7 +68,7 @@ def run_pipeline(
     `on_step(step, percent)` is called as each step starts. JobError, in words, for what a retry
     cannot fix (missing backend data, too few genes in the network); GenePlexus's own errors otherwise.
     `cache_mb` is the warm backend-data cache's budget (DATA_CACHE_MB; 0 = off); `fast_path` runs GenePlexus
-    with mljob.fast_path's equivalents of its slow steps (FAST_PATH; the same results).
+    with mljob.science.fast_path's equivalents of its slow steps (FAST_PATH; the same results).
     """
     started = time.time()
     seconds: dict[str, float] = {}
@@ -88,11 +84,10 @@ def run_pipeline(
     with step("checking inputs"):
         backend_files = check_backend_data(config, data_path)
 
-    from geneplexus import GenePlexus  # heavy (~2 s): imported only when a job runs
     from geneplexus.exception import NoPositivesError
 
-    with guarded_geneplexus_defaults(), cache.active(cache_mb), fast_path_active(fast_path) as fast_on:
-        gp = GenePlexus(file_loc=str(data_path), **config.geneplexus_init(), auto_download=False, log_level="WARNING")
+    with open_geneplexus(data_path, config.geneplexus_init(), cache_mb=cache_mb, fast=fast_path) as opened:
+        gp = opened.gp
         with step("loading genes"):
             gp.load_genes(list(genes))  # copies: GenePlexus changes lists it is given
         _check_enough_genes(gp, config, len(genes))
@@ -124,7 +119,9 @@ def run_pipeline(
             gp.make_sim_dfs()
         with step("network"):
             gp.make_small_edgelist(num_nodes=config.num_nodes)
-    return PipelineResult(gp, config, list(genes), negatives, data_path, backend_files, started, seconds, fast_on)
+    return PipelineResult(
+        gp, config, list(genes), negatives, data_path, backend_files, started, seconds, opened.fast_path
+    )
 
 
 def save_class(gp: Any, folder: Path) -> None:
@@ -180,23 +177,3 @@ def _check_enough_genes(gp: Any, config: JobConfig, given: int) -> None:
             f"and at least {config.min_num_pos} are needed to train a model (min_num_pos). "
             f"Check that the genes are {config.sp_trn} gene symbols, Entrez or Ensembl IDs."
         )
-
-
-@contextmanager
-def guarded_geneplexus_defaults() -> Iterator[None]:
-    """Put back geneplexus.config's module-level defaults after a job, whatever GenePlexus did to them."""
-    from geneplexus._config import config as gp_config
-
-    saved = {name: copy.deepcopy(getattr(gp_config, name)) for name in _MUTABLE_DEFAULTS}
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            current = getattr(gp_config, name)
-            if current != value:
-                log.warning("geneplexus.config.%s was changed during the job; restored", name)
-                if isinstance(current, list):
-                    current[:] = value
-                else:
-                    current.clear()
-                    current.update(value)

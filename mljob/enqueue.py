@@ -1,4 +1,4 @@
-"""The job service: put jobs on the queue, all or nothing. The HTTP API, the CLI and QueueLauncher all call it.
+"""Enqueueing: put jobs on the queue, all or nothing. The HTTP API, the CLI, QueueLauncher and gpz-ml all call it.
 
 Every job is checked before anything is written (a valid name, a folder with a valid config and gene
 list, not queued, running or completed unless it is a re-run); then each job is marked `queued` and
@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mljob import messages
 from mljob.errors import InvalidInput, JobNotFound, JobNotReady, LegacyJobFolder, MljobError, QueueUnavailable
 from mljob.job import validate_jobnames
 from mljob.queue import JobQueue, Sent
@@ -27,7 +26,9 @@ BUSY_STATES = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED})
 PARALLEL_CALLS = 8  # queue calls and status writes of one enqueue in flight at once
 
 
-def enqueue(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str], *, rerun: bool = False) -> list[str]:
+def enqueue_jobs(
+    store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str], *, rerun: bool = False
+) -> list[str]:
     """Queue every job or none of them; mark them `queued`; return their names (duplicates dropped, in order).
 
     Raises InvalidInput (a bad name, config or gene list), JobNotFound (no such job folder),
@@ -89,63 +90,6 @@ def _refuse_legacy(store: ResultsFileStore, name: str, exc: LegacyJobFolder) -> 
         log.warning("job %s refused: a job folder of the 2023 web app; %s set to %s", name, status_file, LEGACY_FAILED)
         return LegacyJobFolder(f"{exc}; {status_file} now reads {LEGACY_FAILED}; nothing was enqueued")
     return LegacyJobFolder(f"{exc}; {status_file} says the job completed and was left as it is; nothing was enqueued")
-
-
-def queue_overview(queue: JobQueue) -> dict[str, Any]:
-    """Approximate message counts of the queue and its poison queue, and the oldest poison messages with the
-    jobs they name (or why they name none)."""
-    counts = queue.counts()
-    oldest = []
-    for message in queue.peek_poison():
-        inserted = message.inserted_on.isoformat() if message.inserted_on else None
-        item: dict[str, Any] = {"id": message.id, "inserted": inserted, "jobname": None}
-        try:
-            item["jobname"] = messages.decode(messages.from_wire(message.content))
-        except (InvalidInput, ValueError) as exc:
-            item["error"] = str(exc)
-        oldest.append(item)
-    return {
-        "queue": {"name": queue.name, "count": counts.queue},
-        "poison": {"name": queue.poison_name, "count": counts.poison, "oldest": oldest},
-    }
-
-
-def requeue_poison(store: ResultsFileStore, queue: JobQueue, jobnames: Iterable[str] | None) -> list[str]:
-    """Put jobs of the poison queue back on the job queue (as `enqueue` does, all or nothing, re-runs allowed)
-    and delete their poison messages; `jobnames` None: every job the poison queue names.
-
-    JobNotFound when a named job has no message in the poison queue; nothing is requeued then, and every
-    poison message stays. Messages that name no job are left where they are.
-    """
-    wanted = None if jobnames is None else validate_jobnames(jobnames)
-    held = queue.receive_poison()
-    by_name: dict[str, list[Any]] = {}
-    for message in held:
-        try:
-            by_name.setdefault(messages.decode(messages.from_wire(message.content)), []).append(message)
-        except (InvalidInput, ValueError):
-            continue
-    try:
-        names = list(by_name) if wanted is None else wanted
-        missing = [name for name in names if name not in by_name]
-        if missing:
-            raise JobNotFound(f"job(s) {', '.join(missing)} have no message in the poison queue; nothing was requeued")
-        if not names:
-            raise InvalidInput("the poison queue holds no job message; nothing was requeued")
-        enqueue(store, queue, names, rerun=True)
-    except BaseException:
-        queue.release_poison(held)
-        raise
-    requeued = {id(m) for name in names for m in by_name[name]}
-    for message in held:
-        if id(message) in requeued:
-            try:
-                queue.delete_poison(message)
-            except QueueUnavailable as exc:  # the job is queued; its old message may be requeued twice
-                log.warning("job queued, but its poison message %s stays: %s", message.id, exc)
-    queue.release_poison([m for m in held if id(m) not in requeued])
-    log.info("requeued %d job(s) from %s: %s", len(names), queue.poison_name, ", ".join(names))
-    return names
 
 
 def _check_job(store: ResultsFileStore, name: str, rerun: bool) -> bytes | None:
