@@ -208,7 +208,7 @@ variable "preload" {
 }
 
 variable "fast_path" {
-  description = "FAST_PATH: 1 runs GenePlexus 3.0.1's slow internal steps as mljob's faster equivalents, with byte-identical results (mljob/fast_path.py); 0 runs GenePlexus's own code (code default 1)."
+  description = "FAST_PATH: 1 runs GenePlexus 3.0.1's slow internal steps as mljob's faster equivalents, with byte-identical results (mljob/science/fast_path.py); 0 runs GenePlexus's own code (code default 1)."
   type        = number
   default     = 1
 

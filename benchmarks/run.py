@@ -1,5 +1,5 @@
 """mljob benchmarks: runner overhead, queue path, cold start, warm worker, enqueue throughput, memory, scaling,
-fast path, preload, listing, concurrency.
+fast path, preload, listing, concurrency, gpz-convert-ids.
 
     .venv/bin/python benchmarks/run.py            # full run (~15 min on 2 cores); data made once in benchmarks/.data/
     .venv/bin/python benchmarks/run.py --quick    # smoke test: small data, 1-2 rounds (~1-2 min)
@@ -137,6 +137,31 @@ def job_name(prefix: str) -> str:
 def result_digest(folder: Path) -> dict[str, str]:
     """Every result table of a job (df_probs, df_sim, df_edge, ... as text), by relative path."""
     return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*.tsv"))}
+
+
+def job_processes() -> list[int]:
+    """The job processes this process started (its children running mljob.job_process)."""
+    tasks = Path("/proc/self/task").iterdir()
+    children = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+    return [pid for pid in children if b"mljob.job_process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def previous_convert_ids(data_path: Path, genes: list[str]) -> dict[str, Any]:
+    """gpz-convert-ids's work as the previous code did it (2fede61's webapp.load_genes): GenePlexus's load_genes in
+    the calling process, through its own warm data cache, and web_files.input_genes cell by cell."""
+    from mljob.science.session import open_geneplexus
+    from mljob.science.web_files import input_genes
+
+    params = {"net_type": "STRING", "features": "SixSpeciesN2V", "sp_trn": "Human", "gsc_trn": "GO",
+              "sp_res": ["Human"], "gsc_res": ["GO"]}  # fmt: skip
+    with open_geneplexus(data_path, params, cache_mb=2048, fast=True) as opened:
+        opened.gp.load_genes(list(genes))
+        return input_genes(opened.gp)
 
 
 # --- child processes (fresh interpreters for memory and warm-worker runs) --------------------------------
@@ -548,6 +573,86 @@ class Bench:
         )
         self.extra["gpz_convert_ids_seconds"] = converts
 
+    def convert(self) -> None:
+        """gpz-convert-ids's work on a warm worker (webapp.load_genes), 100 and 10,000 genes: now (a light request to
+        a job process, `supervisor.convert_ids`) against before (GenePlexus in the calling process: the previous
+        code's load_genes, `previous_convert_ids`), interleaved; and both while a job runs in a job process."""
+        import threading
+
+        from mljob import supervisor, webapp
+        from mljob.job import parse_config
+        from mljob.launcher import LocalLauncher
+        from mljob.results_store import ResultsFileStore
+        from mljob.settings import Settings
+        from mljob.status import State
+
+        print("gpz-convert-ids: in a job process vs in the calling process ...", flush=True)
+        symbols = json.loads((self.data / "IDconversion__Human__Entrez-to-Symbol.json").read_text())
+        many = [names[0] for names in list(symbols.values())[: 1000 if self.args.quick else 10_000]]
+        settings = Settings(data_path=self.data, data_cache_mb=2048)
+        calls = max(5, 2 * self.rounds)
+
+        def now(genes: list[str]) -> float:
+            return timed(webapp.load_genes, genes, "Human", settings)
+
+        def before(genes: list[str]) -> float:
+            return timed(previous_convert_ids, self.data, genes)
+
+        supervisor.shutdown()
+        supervisor.prestart(wait=True)
+        for genes in (self.genes, many):
+            assert webapp.load_genes(genes, "Human", settings) == previous_convert_ids(self.data, genes)
+            a, b = [], []
+            for i in range(calls):
+                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                    (a if side == "A" else b).append(now(genes) if side == "A" else before(genes))
+            what = f"gpz-convert-ids, {len(genes):,} genes"
+            self.row(what, "in a job process (now)", "in the calling process (before)", a, b, "<= 1.00")
+
+        os.environ["DATA_CACHE_MB"] = "2048"
+        store = ResultsFileStore(self._dir("convert-jobs"))
+
+        def during_a_job(convert: Any, overlap: bool = True) -> float:
+            """`convert`'s seconds, called once the job's model is fitting; with `overlap`, the job must still run
+            when it ends."""
+            name = job_name("cj")
+            store.create_job(parse_config({"jobname": name}), self.genes)
+            job = threading.Thread(target=LocalLauncher(store, self.data, Settings.from_env()).launch, args=(name,))
+            job.start()
+            while job.is_alive() and store.read_status(name).progress.step not in ("fitting", "predicting"):
+                time.sleep(0.005)
+            seconds = convert()
+            running = store.read_status(name).status is State.RUNNING
+            job.join()
+            assert running or not overlap, "the job ended before the conversion: use a bigger job"
+            assert store.read_status(name).status is State.COMPLETED, store.read_status(name).message
+            return seconds
+
+        supervisor.shutdown()
+        supervisor.prestart(wait=True)
+        runner_job(store, self.data, self.genes, job_name("cw"))  # the job process is warm
+        first = during_a_job(lambda: now(self.genes), overlap=False)  # starts the conversions' job process
+        a, b = [], []
+        for i in range(calls):
+            for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                convert = (lambda: now(self.genes)) if side == "A" else (lambda: before(self.genes))
+                (a if side == "A" else b).append(during_a_job(convert))
+        idle = [now(self.genes) for _ in range(calls)]
+        rss = sorted(round(rss_mb(pid)) for pid in job_processes())
+        os.environ.pop("DATA_CACHE_MB")
+        supervisor.shutdown()
+        self.row(
+            "gpz-convert-ids while a job runs",
+            f"{len(self.genes)} genes, in a job process (now)",
+            "in the calling process (before)",
+            a,
+            b,
+            "<= 1.10",
+            note=f"the first call, while a job ran, which started a job process: {first:.2f} s; "
+            f"with no job running {statistics.median(idle) * 1000:.0f} ms; idle job processes after: {rss} MB",
+        )
+        self.extra["convert_ids"] = {"first_while_a_job_runs": first, "idle": idle, "job_process_rss_mb": rss}
+
     def listing(self) -> None:
         """GET /api/jobs over 10,000 job folders: a page of 50, newest first, against the 1 s target; and the same
         listing with every status.json read delayed as over an Azure Files mount (a model: sleep per read)."""
@@ -919,7 +1024,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small data, 2 rounds: a smoke test")
     parser.add_argument("--rounds", type=int, default=0, help="rounds per comparison (default 3, --quick 2)")
     parser.add_argument(
-        "--only", default="", help="comma-separated: overhead,queue,web,listing,cold,warm,memory,scaling"
+        "--only", default="", help="comma-separated: overhead,queue,web,convert,listing,cold,warm,memory,scaling"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile one runner job (mljob functions)")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
@@ -933,6 +1038,7 @@ def main() -> int:
         "overhead": bench.overhead,
         "queue": bench.queue,
         "web": bench.web,
+        "convert": bench.convert,
         "listing": bench.listing,
         "cold": bench.cold_start,
         "warm": bench.warm,

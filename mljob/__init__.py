@@ -4,6 +4,9 @@ The public API, importable from here (each name is loaded on first use, so that 
 cheap for the function app's cold start):
 
     from mljob import ResultsFileStore, JobManager, LocalLauncher, Settings
+
+The errors only the dev tools raise (`mljob share`, `mljob serve`, the command line's usage errors) stay in
+`mljob.errors`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ _HOMES = {
     "run_geneplexus": "mljob.run_geneplexus",  # the function; its module is callable too (see there)
     "ResultsFileStore": "mljob.results_store",
     "JobManager": "mljob.job_manager",
+    "JobResults": "mljob.job_results",
     "Launcher": "mljob.launcher",
     "LocalLauncher": "mljob.launcher",
     "QueueLauncher": "mljob.launcher",
@@ -31,6 +35,7 @@ _HOMES = {
     "InvalidInput": "mljob.errors",
     "PathEscape": "mljob.errors",
     "SettingsError": "mljob.errors",
+    "HostJsonError": "mljob.errors",
     "JobNotFound": "mljob.errors",
     "JobExists": "mljob.errors",
     "JobNotReady": "mljob.errors",
@@ -45,14 +50,9 @@ _HOMES = {
     "ServiceUnavailable": "mljob.errors",
     "QueueUnavailable": "mljob.errors",
     "LaunchError": "mljob.errors",
-    "UsageError": "mljob.errors",
     "LegacyJobFolder": "mljob.errors",
     "RequestTooLarge": "mljob.errors",
     "TooManyWaiting": "mljob.errors",
-    "ShareError": "mljob.errors",
-    "ShareUnreachable": "mljob.errors",
-    "UploadFailed": "mljob.errors",
-    "DevHostError": "mljob.errors",
 }
 
 __all__ = [*_HOMES, "__version__"]

@@ -1,6 +1,7 @@
 """Names of the GenePlexus 3.0.1 backend files a job reads, and cheap presence checks.
 
-Derived from the geneplexus 3.0.1 source (no geneplexus or numpy import here):
+Derived from the geneplexus 3.0.1 source (no geneplexus or numpy import here), with the species, networks and
+gene set collections of `mljob.vocabulary`:
 
 - ``load_genes`` / ``load_negatives``: the four ``*-to-Entrez`` ID conversions, ``Entrez-to-Symbol``,
   ``Entrez-to-Name`` and the NodeOrder of every network of ``sp_trn`` (BioGRID skipped for Zebrafish);
@@ -18,19 +19,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-NETWORKS = ("BioGRID", "STRING", "IMP")
-FEATURES = ("SixSpeciesN2V",)
-SPECIES = ("Human", "Mouse", "Fly", "Worm", "Zebrafish", "Yeast")
-GSCS = ("GO", "Monarch", "Mondo", "Combined")
-#: Gene set collections per species (``config.COMBINED_CONTEXTS``); "Combined" is their union.
-GSC_CONTEXTS = {
-    "Human": ("GO", "Monarch", "Mondo"),
-    "Mouse": ("GO", "Monarch"),
-    "Fly": ("GO",),
-    "Worm": ("GO", "Monarch"),
-    "Zebrafish": ("GO", "Monarch"),
-    "Yeast": ("GO", "Monarch"),
-}
+from mljob.vocabulary import ALL_SPECIES, FEATURES, GSCS, NETWORKS, SPECIES, exists, gsc_read, networks_of
+
 TO_ENTREZ = ("ENSG", "Symbol", "ENSP", "ENST")
 FROM_ENTREZ = ("Symbol", "Name")
 
@@ -75,20 +65,6 @@ def data_filenames_file(species: str) -> str:
     return f"data_filenames_{species}.txt"
 
 
-def networks_of(species: str) -> tuple[str, ...]:
-    """Networks GenePlexus uses for a species (no BioGRID for Zebrafish)."""
-    return tuple(n for n in NETWORKS if not (species == "Zebrafish" and n == "BioGRID"))
-
-
-def _gsc_allowed(species: str, gsc: str) -> bool:
-    return gsc == "Combined" or gsc in GSC_CONTEXTS[species]
-
-
-def _gsc_read(species: str, gsc: str) -> str:
-    """The GSC name GenePlexus reads: Fly has GO only, so its "Combined" reads GO."""
-    return "GO" if species == "Fly" and gsc == "Combined" else gsc
-
-
 def _results(
     net_type: str,
     features: str,
@@ -98,7 +74,7 @@ def _results(
     gsc_res: Sequence[str] | str,
 ) -> tuple[str, list[tuple[str, str]]]:
     """(gsc_trn, [(sp_res, gsc_res)]) as GenePlexus resolves them; ValueError if it would refuse."""
-    res_sp = list(SPECIES) if sp_res == "All" else [sp_res] if isinstance(sp_res, str) else list(sp_res)
+    res_sp = list(SPECIES) if sp_res == ALL_SPECIES else [sp_res] if isinstance(sp_res, str) else list(sp_res)
     res_gsc = [gsc_res] * len(res_sp) if isinstance(gsc_res, str) else list(gsc_res)
     if len(res_sp) != len(res_gsc):
         raise ValueError("sp_res and gsc_res must have the same length")
@@ -111,12 +87,12 @@ def _results(
     )
     if custom:  # GenePlexus turns every compatibility check off
         return gsc_trn, pairs
-    if net_type not in networks_of(sp_trn) or not _gsc_allowed(sp_trn, gsc_trn):
+    if not exists(sp_trn, net_type, gsc_trn):
         raise ValueError(f"GenePlexus refuses training on {sp_trn}/{net_type}/{gsc_trn}")
-    kept = [(s, _gsc_read(s, g)) for s, g in pairs if net_type in networks_of(s) and _gsc_allowed(s, g)]
+    kept = [(s, gsc_read(s, g)) for s, g in pairs if exists(s, net_type, g)]
     if pairs and not kept:
         raise ValueError(f"GenePlexus refuses every result pair {pairs} with {net_type}")
-    return _gsc_read(sp_trn, gsc_trn), kept
+    return gsc_read(sp_trn, gsc_trn), kept
 
 
 def load_genes_files(species: str) -> list[str]:
@@ -183,7 +159,7 @@ def preload_targets(text: str | None) -> list[dict[str, str]]:
         for value, choices, what in ((species, SPECIES, "species"), (net, NETWORKS, "network"), (gsc, GSCS, "GSC")):
             if value not in choices:
                 raise ValueError(f"{item.strip()!r}: unknown {what} {value!r} (one of {', '.join(choices)})")
-        if net not in networks_of(species) or not _gsc_allowed(species, gsc):
+        if not exists(species, net, gsc):
             raise ValueError(f"{item.strip()!r}: GenePlexus has no {net}/{gsc} for {species}")
         targets.append({"sp_trn": species, "net_type": net, "gsc": gsc})
     return targets

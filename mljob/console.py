@@ -16,6 +16,8 @@ import functools
 import secrets
 from typing import TYPE_CHECKING
 
+from mljob.templating import template_environment
+
 if TYPE_CHECKING:
     import jinja2
 
@@ -47,14 +49,5 @@ def render() -> tuple[str, dict[str, str]]:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    """The templates of mljob/templates/, escaping every value."""
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("mljob", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    """The templates of mljob/templates/, made once."""
+    return template_environment()

@@ -2,7 +2,7 @@
 
 Every job is checked before anything is written (a valid name, a folder with a valid config and gene
 list, not queued, running or completed unless it is a re-run); then each job is marked `queued` and
-its message sent (in that order, so a worker that receives a message always finds its job queued).
+its message sent (in that order, so a host that receives a message always finds its job queued).
 When a send fails, the messages already sent are withdrawn and every status is put back.
 A job folder of the 2023 GenePlexus web app is refused, and its own status file says `Failed`.
 """
@@ -116,7 +116,7 @@ def _check_job(store: ResultsFileStore, name: str, rerun: bool) -> bytes | None:
 def _withdraw(queue: JobQueue, sent: list[tuple[str, Sent]]) -> list[str]:
     """Delete the messages sent by this call; returns the jobs whose message could not be deleted.
 
-    A delete fails when the service is down or when a worker has already received the message
+    A delete fails when the service is down or when a host has already received the message
     (receiving changes its pop receipt): either way that job may still run.
     """
     stuck = []
@@ -130,7 +130,7 @@ def _withdraw(queue: JobQueue, sent: list[tuple[str, Sent]]) -> list[str]:
 
 
 def _restore_statuses(store: ResultsFileStore, names: list[str], previous: dict[str, bytes | None]) -> None:
-    """Put back status.json as it was before this enqueue, unless a worker has moved the job on since."""
+    """Put back status.json as it was before this enqueue, unless a run has moved the job on since."""
     for name in names:
         try:
             if store.read_status(name).status is State.QUEUED:

@@ -40,6 +40,10 @@ class SettingsError(MljobError):
     """A setting (environment variable) is missing or wrong."""
 
 
+class HostJsonError(MljobError):
+    """host.json is not JSON, or holds a value the Functions host does not take; the message names it."""
+
+
 # --- jobs ------------------------------------------------------------------------------------------
 
 
@@ -103,6 +107,10 @@ class QueueUnavailable(ServiceUnavailable):
 
 class TooManyWaiting(ServiceUnavailable):
     """WEB_MAX_WAITING web-app calls are waiting on this instance already (HTTP 503 with Retry-After)."""
+
+
+class TooManyConversions(ServiceUnavailable):
+    """The gene-ID conversions this instance runs at once are all taken, past the wait (HTTP 503 with Retry-After)."""
 
 
 class LaunchError(ServiceUnavailable):

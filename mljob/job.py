@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from mljob.backend_data import FEATURES, GSCS, NETWORKS, SPECIES
 from mljob.errors import InvalidInput
+from mljob.vocabulary import ALL_SPECIES, FEATURES, GSCS, NETWORKS, SPECIES, gsc_refusal, network_refusal
 
 # --- job names -------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ Gsc = Literal[GSCS]  # type: ignore[valid-type]
 
 def _as_list(value: Any) -> Any:
     if isinstance(value, str):
-        if value == "All":
+        if value == ALL_SPECIES:
             return list(SPECIES)
         return [part.strip() for part in value.split(",")] if "," in value else [value]
     return value
@@ -187,14 +187,11 @@ class JobConfig(BaseModel):
             for i, (sp, gsc) in enumerate(zip(self.sp_res, self.gsc_res, strict=True))
         ]
         for where, species, gsc in pairs:
-            if gsc == "Mondo" and species != "Human":
-                raise ValueError(f"{where}: Mondo has annotations for Human only, not {species}")
-            if gsc == "Monarch" and species == "Fly":
-                raise ValueError(f"{where}: Monarch has no annotations for Fly; use GO or Combined")
-        if self.net_type == "BioGRID":
-            for where, species in [("sp_trn", self.sp_trn)] + [(f"sp_res[{i}]", s) for i, s in enumerate(self.sp_res)]:
-                if species == "Zebrafish":
-                    raise ValueError(f"{where}: BioGRID has no good Zebrafish network; use STRING or IMP")
+            if reason := gsc_refusal(species, gsc):
+                raise ValueError(f"{where}: {reason}")
+        for where, species in [("sp_trn", self.sp_trn)] + [(f"sp_res[{i}]", s) for i, s in enumerate(self.sp_res)]:
+            if reason := network_refusal(species, self.net_type):
+                raise ValueError(f"{where}: {reason}")
         return self
 
     def geneplexus_init(self) -> dict[str, Any]:

@@ -1,21 +1,22 @@
-"""JobManager: links an app with a launcher: creates jobs in the store, launches them, answers status and results."""
+"""JobManager: links an app with a launcher: creates jobs in the store, launches them, answers status and results,
+removes them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mljob.errors import JobNotReady
-from mljob.job import JobConfig, new_jobname, parse_config, parse_genes, validate_jobname
+from mljob.job import JobConfig
+from mljob.job_folders import create_job, remove_job
+from mljob.job_results import JobResults
 from mljob.launcher import Launcher
-from mljob.result_files import TOP_GENES_FILE
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
-from mljob.status import JobStatus, State
+from mljob.status import JobStatus
 
 
 class JobManager:
-    """The app's one handle on jobs: `submit`, `launch`, `status`, `top_genes`."""
+    """The app's one handle on jobs: `submit`, `launch`, `status`, `cancel`, `results`, `cleanup`."""
 
     def __init__(self, store: ResultsFileStore, launcher: Launcher, settings: Settings | None = None):
         """`settings` (default: the documented defaults) give cancel its lease staleness and callback hosts."""
@@ -34,19 +35,12 @@ class JobManager:
         launch: bool = True,
         replace: bool = False,
     ) -> str:
-        """Validate genes and parameters, create the job folder, launch it (unless told not to); return its name."""
-        jobname = validate_jobname(name) if name else new_jobname(prefix)
-        config = parse_config({**dict(params or {}), "jobname": jobname})
-        gene_list = self._genes(genes, "input genes")
-        negative_list = self._genes(negatives, "negative genes") if negatives is not None else None
-        self.store.create_job(config, gene_list, negative_list, replace=replace)
+        """Validate genes and parameters, create the job folder (`mljob.job_folders.create_job`), launch it (unless
+        told not to); return its name."""
+        jobname = create_job(self.store, genes, params, name=name, prefix=prefix, negatives=negatives, replace=replace)
         if launch:
             self.launch(jobname)
         return jobname
-
-    def _genes(self, genes: str | bytes | Iterable[str], what: str) -> list[str]:
-        data = genes if isinstance(genes, (str, bytes)) else "\n".join(genes)
-        return parse_genes(data, max_genes=self.store.max_genes, max_bytes=self.store.max_bytes, what=what)
 
     def launch(self, jobname: str) -> JobStatus | None:
         """Hand an existing job to the launcher."""
@@ -68,9 +62,10 @@ class JobManager:
         """The job's parameters."""
         return self.store.read_config(jobname)
 
-    def top_genes(self, jobname: str) -> dict[str, list[dict[str, Any]]]:
-        """The top predicted genes per result ('Human-Combined', ...) of a completed job."""
-        status = self.status(jobname)
-        if status.status is not State.COMPLETED:
-            raise JobNotReady(f"job {jobname} has no results: it is {status.status.value}")
-        return self.store.read_result_json(jobname, TOP_GENES_FILE)["results"]
+    def results(self, jobname: str) -> JobResults:
+        """A completed job's results (tables, top genes, files); JobNotReady, saying its state, until then."""
+        return JobResults(self.store, jobname)
+
+    def cleanup(self, jobname: str) -> None:
+        """Remove the job's folder (see `mljob.job_folders.remove_job`): never while it is queued or running."""
+        remove_job(self.store, jobname, self.settings)

@@ -1,37 +1,54 @@
 """The job process: a long-lived child that does the GenePlexus work of jobs, one at a time, for its supervisor.
 
-`main()` runs in a fresh interpreter that `mljob.supervisor` starts (never a fork of the worker, which may
-hold gRPC or HTTP server threads). It imports the ML stack once, says it is ready, then
-reads one request per line on stdin and answers one JSON line each:
+`main()` runs in a fresh interpreter that `mljob.supervisor` starts (never a fork of the host process, which may
+hold gRPC or HTTP server threads). It imports the ML stack once (and, with a `Preload` argument, fills its
+warm cache), says `Ready`, then reads one request per line on stdin and answers one outcome line each
+(the messages of mljob.job_protocol):
 
-    request: {"jobs_path", "max_genes", "max_bytes", "jobname", "settings"}
-    (PRELOAD: {"data_path", "targets", "cache_mb"} as its one argument, loaded before it says it is ready)
-    answer:  {"outcome": "completed", "summary"} | {"outcome": "refused", "message"}   (bad input, too few genes)
-             | {"outcome": "memory", "message"} | {"outcome": "error", "error"}     (unexpected; traceback in job.log)
+    RunJob      -> Completed | Refused (bad input, too few genes) | OutOfMemory | Failed (traceback in job.log)
+    ConvertIds  -> Converted | Refused (no backend data) | OutOfMemory | Failed (traceback in the host's log)
 
-The warm backend-data cache lives here and serves job after job. The work writes progress to status.json
-and its log lines to job.log; the supervisor alone decides how a run ends. The process exits when its
-input closes or its supervisor dies.
+The warm backend-data cache lives here and serves request after request. A job writes progress to
+status.json and its log lines to job.log; a ConvertIds touches no job folder. The supervisor alone decides
+how a request ends. The process exits when its input closes or its supervisor dies.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, TextIO
+import traceback
+from pathlib import Path
+from typing import TextIO
 
 from mljob import backend_data, manifest
 from mljob.errors import InvalidInput, JobError
 from mljob.job_log import job_log
+from mljob.job_protocol import (
+    Completed,
+    Converted,
+    ConvertIds,
+    Failed,
+    JsonText,
+    Outcome,
+    OutOfMemory,
+    Preload,
+    Ready,
+    Refused,
+    Request,
+    RunJob,
+    decode,
+    encode,
+)
 from mljob.report import ReportData, render_report
 from mljob.result_files import REPORT_FILE
 from mljob.results_store import ResultsFileStore, atomic_write
 from mljob.science import data_cache, session
+from mljob.science.convert_ids import convert_ids
 from mljob.science.job_info import job_info
 from mljob.science.pipeline import STEP_PERCENT, analyse, save_class
 from mljob.science.web_files import write_web_files
@@ -93,35 +110,57 @@ def make_results(store: ResultsFileStore, jobname: str, settings: Settings, inst
     return manifest.summary(info)
 
 
-def handle(request: dict[str, Any]) -> dict[str, Any]:
-    """Do one request's job; the answer says how it went (never raises)."""
-    store = ResultsFileStore(request["jobs_path"], max_genes=request["max_genes"], max_bytes=request["max_bytes"])
-    jobname = request["jobname"]
+def handle(request: Request) -> Outcome:
+    """Do one request; the outcome says how it went (never raises)."""
+    if isinstance(request, ConvertIds):
+        return _convert(request)
+    return _run_job(request)
+
+
+def _run_job(request: RunJob) -> Outcome:
+    store = ResultsFileStore(request.jobs_path, max_genes=request.max_genes, max_bytes=request.max_bytes)
+    jobname = request.jobname
     with job_log(store, jobname):
         try:
-            settings = Settings.from_dict(request["settings"])
-            summary = make_results(store, jobname, settings, request.get("instance_share", 1.0))
-            return {"outcome": "completed", "summary": summary}
+            settings = Settings.from_dict(request.settings)
+            return Completed(make_results(store, jobname, settings, request.instance_share))
         except (JobError, InvalidInput) as exc:
             log.error("job %s failed: %s", jobname, exc)
-            return {"outcome": "refused", "message": str(exc)}
+            return Refused(str(exc))
         except MemoryError:
             log.exception("job %s: out of memory in the job process", jobname)
-            return {"outcome": "memory", "message": "the job's process ran out of memory (MemoryError)"}
+            return OutOfMemory("the job's process ran out of memory (MemoryError)")
         except Exception as exc:
             log.exception("job %s failed with an unexpected error", jobname)
-            return {"outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
+            return Failed(f"{type(exc).__name__}: {exc}")
 
 
-def preload(request: dict[str, Any]) -> None:
+def _convert(request: ConvertIds) -> Outcome:
+    """gpz-convert-ids's work: no job folder, so a failure's traceback goes to the host's log (stderr)."""
+    try:
+        text = convert_ids(
+            request.genes, request.species, Path(request.data_path), cache_mb=request.cache_mb, fast=request.fast
+        )
+        return Converted(JsonText(text))
+    except (JobError, InvalidInput) as exc:
+        return Refused(str(exc))
+    except MemoryError:
+        _tell("gene-ID conversion: out of memory (MemoryError)")
+        return OutOfMemory("the job process ran out of memory (MemoryError)")
+    except Exception as exc:
+        _tell(f"gene-ID conversion failed with an unexpected error:\n{traceback.format_exc()}")
+        return Failed(f"{type(exc).__name__}: {exc}")
+
+
+def preload(request: Preload) -> None:
     """PRELOAD: read each target's backend files into the warm cache, so that even the first job on a new
     instance is warm. A failure is logged and leaves the cache as it is: jobs then read the files themselves."""
-    for target in request["targets"]:
+    for target in request.targets:
         what = f"{target['sp_trn']}:{target['net_type']}:{target['gsc']}"
         started = time.perf_counter()
         try:
             names = backend_data.preload_files(target)
-            count, held = data_cache.preload(request["data_path"], names, request["cache_mb"])
+            count, held = data_cache.preload(request.data_path, names, request.cache_mb)
         except Exception as exc:  # missing or unreadable data: the jobs will say so in words
             _tell(f"PRELOAD {what} not loaded: {type(exc).__name__}: {exc}")
             continue
@@ -142,11 +181,15 @@ def main() -> int:
     session.import_stack()  # the ML stack, loaded before the first job
 
     if len(sys.argv) > 1:
-        preload(json.loads(sys.argv[1]))
-    _send(replies, {"ready": True, "pid": os.getpid()})
+        argument = decode(sys.argv[1])
+        assert isinstance(argument, Preload), argument
+        preload(argument)
+    _send(replies, Ready(os.getpid()))
     for line in sys.stdin:
         if line.strip():
-            _send(replies, handle(json.loads(line)))
+            request = decode(line)
+            assert isinstance(request, Request), request
+            _send(replies, handle(request))
     return 0
 
 
@@ -158,8 +201,8 @@ def _protocol_stream() -> TextIO:
     return replies
 
 
-def _send(stream: TextIO, message: dict[str, Any]) -> None:
-    stream.write(json.dumps(message) + "\n")
+def _send(stream: TextIO, message: Ready | Outcome) -> None:
+    stream.write(encode(message) + "\n")
     stream.flush()
 
 

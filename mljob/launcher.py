@@ -50,7 +50,7 @@ class LocalLauncher:
 
 
 class QueueLauncher:
-    """Puts the job on the job queue (all-or-nothing, marks it `queued`); a worker runs it later."""
+    """Puts the job on the job queue (all-or-nothing, marks it `queued`); the queue trigger runs it later."""
 
     def __init__(self, queue: JobQueue, store: ResultsFileStore):
         self.queue = queue

@@ -6,7 +6,7 @@
 
 The GenePlexus work runs in a supervised job process (mljob.supervisor); this module turns how that
 ended into the job's final state, sends the callback once for it, and leaves no partial results behind.
-Every entry point (the queue worker, testfn, `mljob run`, LocalLauncher, `run_geneplexus`) calls `run_job`
+Every entry point (the queue trigger, testfn, `mljob run`, LocalLauncher, `run_geneplexus`) calls `run_job`
 with the settings it read and a `RunPolicy`; none of them decides a final state itself.
 """
 
@@ -43,7 +43,7 @@ class RunPolicy:
     """What the caller wants from a run beyond running it: retries, waiting for a lease, skipping finished jobs.
 
     With `max_tries` 1 (the default: `mljob run`, testfn, LocalLauncher) an unexpected error ends the
-    job `failed` at once. The queue worker passes its dequeue count and maxDequeueCount: an unexpected
+    job `failed` at once. The queue trigger passes its dequeue count and maxDequeueCount: an unexpected
     error before the last try puts the job back to `queued` and is re-raised (the queue redelivers); on
     the last try the job ends `failed` and the error is re-raised (the message goes to the poison queue).
     Timeouts, cancels and running out of memory are final under every policy.
@@ -56,7 +56,7 @@ class RunPolicy:
 
     @classmethod
     def queue(cls, dequeue_count: int, max_dequeue_count: int, settings: Settings) -> RunPolicy:
-        """The queue worker's policy: retry until maxDequeueCount, never run a completed or cancelled job, and
+        """The queue trigger's policy: retry until maxDequeueCount, never run a completed or cancelled job, and
         wait past the lease's staleness for a held lease (a live duplicate finishes; a dead run's goes stale)."""
         return cls(
             try_number=dequeue_count,

@@ -23,7 +23,7 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB.
 
     On Linux VmHWM from /proc/self/status, not ru_maxrss: that one is carried over from the parent
-    across fork + exec, so a worker started by a big process would report the parent's peak.
+    across fork + exec, so a job process started by a big process would report the parent's peak.
     """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

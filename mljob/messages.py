@@ -2,7 +2,7 @@
 
 The Azure Functions host decodes base64 (host.json messageEncoding) and hands the function the bytes;
 so does `mljob serve`. `decode` also accepts {"jobid": "..."} and the predecessor's bare job name.
-Senders use `to_wire`, hosts `from_wire`, workers `decode`.
+Senders use `to_wire`, hosts `from_wire`, the queue trigger `decode`.
 """
 
 from __future__ import annotations

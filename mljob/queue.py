@@ -31,7 +31,7 @@ _QUEUE_NAME_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 class Sent(NamedTuple):
-    """A message this process sent: enough to delete it again while no worker has received it."""
+    """A message this process sent: enough to delete it again while no host has received it."""
 
     id: str
     pop_receipt: str
@@ -174,7 +174,7 @@ class JobQueue:
         return Sent(message.id, message.pop_receipt)
 
     def delete(self, sent: Sent) -> None:
-        """Withdraw a message this process sent; QueueUnavailable when it cannot (a worker may have it already)."""
+        """Withdraw a message this process sent; QueueUnavailable when it cannot (a host may have it already)."""
         from azure.core.exceptions import AzureError
 
         try:

@@ -27,6 +27,7 @@ from mljob.result_files import (
     TOP_TERMS_FILE,
     WebFiles,
 )
+from mljob.templating import template_environment
 
 if TYPE_CHECKING:
     import jinja2
@@ -207,17 +208,8 @@ def _cross_validation(info: dict[str, Any] | None) -> dict[str, Any]:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    """The templates of mljob/templates/, escaping every value (autoescape on for all of them)."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mljob", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    """The templates of mljob/templates/ with the report's filters, tests and globals, made once."""
+    env = template_environment()
     env.filters.update(show=_show, when=_when)
     env.tests.update(entrez_id=_is_entrez_id, finite=lambda v: not isinstance(v, bool) and finite(v) is not None)
     env.globals.update(ncbi_gene_url=NCBI_GENE_URL)

@@ -161,6 +161,12 @@ class ResultsFileStore:
         shutil.rmtree(trash, ignore_errors=True)
 
     @staticmethod
+    def _remove_staging_folders(folder: Path) -> None:
+        """Remove the staging folders that a stopped run left in a job folder."""
+        for leftover in folder.glob(f"{_STAGING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    @staticmethod
     def _swap_in(new: Path, target: Path) -> None:
         """Replace folder `target` by folder `new` with two renames; the old one is removed after."""
         trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=_TRASH_PREFIX))
@@ -359,8 +365,7 @@ class ResultsFileStore:
     def staging_results(self, jobname: str) -> Iterator[Path]:
         """Yield an empty folder for the results; on success it replaces results/ whole, else it vanishes."""
         folder = self.require_job(jobname)
-        for leftover in folder.glob(f"{_STAGING_PREFIX}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        self._remove_staging_folders(folder)
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX))
         try:
             yield staging
@@ -380,8 +385,7 @@ class ResultsFileStore:
     def discard_partial(self, jobname: str) -> None:
         """Remove what a stopped run may leave: staging folders and temporary files of atomic writes."""
         folder = self.require_job(jobname)
-        for leftover in folder.glob(f"{_STAGING_PREFIX}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        self._remove_staging_folders(folder)
         for leftover in folder.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
 

@@ -72,7 +72,8 @@ class Settings:
             "env": "DATA_CACHE_MB",
             "kind": int,
             "min": 0,
-            "help": "memory budget of the warm backend-data cache shared by the jobs of one worker; 0 turns it off",
+            "help": "memory budget of each job process's warm backend-data cache, shared by the jobs it runs; "
+            "0 turns it off",
         },
     )
     preload: str | None = field(
@@ -80,8 +81,8 @@ class Settings:
         metadata={
             "env": "PRELOAD",
             "kind": str,
-            "help": "backend data a worker loads into its warm cache when it starts, before any message: "
-            "comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined; empty: none",
+            "help": "backend data the first job process loads into its warm cache when the host starts, "
+            "before any message: comma-separated SPECIES:NETWORK:GSC, e.g. Human:STRING:Combined; empty: none",
         },
     )
     fast_path: int = field(
@@ -92,7 +93,7 @@ class Settings:
             "min": 0,
             "max": 1,
             "help": "1: run GenePlexus 3.0.1's slow steps with mljob's faster equivalents (the same results, "
-            "mljob/fast_path.py); 0: GenePlexus's own code",
+            "mljob/science/fast_path.py); 0: GenePlexus's own code",
         },
     )
     callback_allowed_hosts: str | None = field(

@@ -13,12 +13,21 @@ A child that dies of itself is reported as RunOutOfMemory when the kernel's OOM 
 cgroup's oom_kill count rose), else as JobProcessDied (a crash: the retry policy applies). A child that
 was stopped or died is never reused; the next run gets a fresh one. Children are started as new
 interpreters (`python -c "... mljob.job_process.main()"`), never forked from this process.
+
+`convert_ids` (POST /api/gpz-convert-ids) is a light request: no job folder, the same watch (its own time
+limit, JOB_MEMORY_MB, crash containment; nothing to cancel), so this process never imports the ML stack.
+Light requests have job processes of their own: one is started when none is idle and then stays idle for
+the next call (MAX_LIGHT of them), so a conversion never waits for a running job, and a job never finds
+its warm process busy with a conversion (its cache keeps the job's network; the light one's holds the ID
+conversions). A job that finds no job process idle takes an idle light one rather than start one. At most
+MAX_LIGHT light requests run at once; one that finds no free place within LIGHT_WAIT_SECONDS is refused
+with TooManyConversions (HTTP 503). Supervisor and job process speak the typed messages of
+mljob.job_protocol.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import select
@@ -27,11 +36,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from mljob.errors import JobError, JobProcessDied, JobWorkFailed, RunCancelled, RunOutOfMemory, RunTimedOut
+from mljob.errors import (
+    JobError,
+    JobProcessDied,
+    JobWorkFailed,
+    RunCancelled,
+    RunOutOfMemory,
+    RunTimedOut,
+    TooManyConversions,
+)
+from mljob.job_protocol import (
+    Completed,
+    Converted,
+    ConvertIds,
+    Failed,
+    Message,
+    Outcome,
+    OutOfMemory,
+    Preload,
+    Ready,
+    Refused,
+    Request,
+    RunJob,
+    decode,
+    encode,
+)
 from mljob.results_store import ResultsFileStore
 from mljob.settings import Settings
 
@@ -42,19 +78,23 @@ CANCEL_CHECK_SECONDS = 1.0  # how often the job folder is asked for its cancel m
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 READY_SECONDS = 300.0  # a new child imports the ML stack before it says it is ready
 MAX_IDLE = 2  # job processes kept waiting for the next run
+MAX_LIGHT = 1  # convert-ids requests at once, and job processes kept for them (the host held one ML stack before)
+LIGHT_WAIT_SECONDS = 10.0  # the longest a convert-ids request waits for its place
+LIGHT_TIMEOUT_SECONDS = 60  # a convert-ids request's time limit (JOB_TIMEOUT_SECONDS when that is smaller)
 _CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
 CHILD_CODE = "import sys; from mljob.job_process import main; sys.exit(main())"  # a new interpreter, not a fork
 
 
 class JobProcessHandle:
-    """One child interpreter running `mljob.job_process`; `run` hands it a request and returns its answer."""
+    """One child interpreter running `mljob.job_process`; `send` hands it a request, `answer` reads its outcome."""
 
-    def __init__(self, preload: dict[str, Any] | None = None) -> None:
-        """`preload`: backend data the child loads into its warm cache before it says it is ready."""
+    def __init__(self, preload: Preload | None = None, *, light: bool = False) -> None:
+        """`preload`: backend data the child loads into its warm cache before it says it is ready; `light`: it
+        serves light requests (convert-ids)."""
         path = os.pathsep.join(p for p in sys.path if p)  # the child finds modules where this process does
         env = {**os.environ, "PYTHONPATH": path}
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD_CODE, *([json.dumps(preload)] if preload else [])],
+            [sys.executable, "-c", CHILD_CODE, *([encode(preload)] if preload else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -62,6 +102,7 @@ class JobProcessHandle:
             encoding="utf-8",
         )
         self.ready = False
+        self.light = light
 
     @property
     def pid(self) -> int:
@@ -74,20 +115,26 @@ class JobProcessHandle:
         """Wait for the child's `ready` line (it has imported the ML stack); JobProcessDied if it never comes."""
         if self.ready:
             return
-        message = self._read(timeout)
-        if not (message or {}).get("ready"):
+        try:
+            message = self._read(timeout)
+        except (OSError, ValueError):
+            message = None
+        if not isinstance(message, Ready):
             self.stop(0)
             raise JobProcessDied(f"the job process did not start (exit code {self._proc.poll()}); see the host's log")
         self.ready = True
 
-    def send(self, request: dict[str, Any]) -> None:
+    def send(self, request: Request) -> None:
         assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.write(encode(request) + "\n")
         self._proc.stdin.flush()
 
-    def answer(self, timeout: float) -> dict[str, Any] | None:
-        """The child's answer when one arrives within `timeout` seconds, else None."""
-        return self._read(timeout)
+    def answer(self, timeout: float) -> Outcome | None:
+        """The child's outcome when one arrives within `timeout` seconds, else None (ValueError: not one)."""
+        message = self._read(timeout)
+        if message is not None and not isinstance(message, Outcome):
+            raise ValueError(f"the job process answered {type(message).__name__}, not an outcome")
+        return message
 
     def returncode(self) -> int | None:
         return self._proc.poll()
@@ -121,7 +168,7 @@ class JobProcessHandle:
         except subprocess.TimeoutExpired:
             self.stop(0)
 
-    def _read(self, timeout: float) -> dict[str, Any] | None:
+    def _read(self, timeout: float) -> Message | None:
         stdout: IO[str] | None = self._proc.stdout
         if stdout is None or stdout.closed:
             return None
@@ -129,7 +176,7 @@ class JobProcessHandle:
         if not ready:
             return None
         line = stdout.readline()
-        return json.loads(line) if line.strip() else None
+        return decode(line) if line.strip() else None
 
     def _close_pipes(self) -> None:
         for pipe in (self._proc.stdin, self._proc.stdout):
@@ -143,6 +190,18 @@ class JobProcessHandle:
 _idle: list[JobProcessHandle] = []
 _lock = threading.Lock()
 _busy = 0  # runs in progress in this process (each in its own job process)
+_light_places = threading.BoundedSemaphore(MAX_LIGHT)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What a request may take, how a stop is put in words, and whether it was cancelled."""
+
+    seconds: float
+    memory_mb: int
+    timed_out: Callable[[float], str]  # the message, from the seconds it ran
+    out_of_memory: Callable[[str, float | None], str]  # from what happened and the most memory seen
+    cancelled: Callable[[], bool] = lambda: False
 
 
 def prestart(settings: Settings | None = None, wait: bool = False) -> None:
@@ -151,7 +210,7 @@ def prestart(settings: Settings | None = None, wait: bool = False) -> None:
     preload = None
     targets = settings.preload_targets() if settings is not None else []
     if targets and settings.data_path and settings.data_cache_mb > 0:
-        preload = {"data_path": str(settings.data_path), "targets": targets, "cache_mb": settings.data_cache_mb}
+        preload = Preload(data_path=str(settings.data_path), targets=targets, cache_mb=settings.data_cache_mb)
     with _lock:
         if preload or not _idle:
             _idle.append(JobProcessHandle(preload))
@@ -174,45 +233,104 @@ def supervise_job(
     runs the job. The time limit starts once the child is ready.
     """
     global _busy
-    process = _acquire()
-    reusable = False
     with _lock:
         _busy += 1
         share = 1 / _busy  # of the instance, for the job's estimated cost
+    memory = partial(_memory_advice, settings)
+    timed_out = partial(_job_timed_out, settings.job_timeout_seconds)
+    limits = _Limits(
+        settings.job_timeout_seconds,
+        settings.job_memory_mb,
+        timed_out,
+        memory,
+        partial(store.cancel_requested, jobname),
+    )
+    request = RunJob(
+        jobs_path=str(store.root),
+        max_genes=store.max_genes,
+        max_bytes=store.max_bytes,
+        jobname=jobname,
+        settings=settings.to_dict(),
+        instance_share=share,
+    )
     try:
-        process.wait_ready()
-        if on_process is not None:
-            on_process(process.pid)
-        request = {
-            "jobs_path": str(store.root),
-            "max_genes": store.max_genes,
-            "max_bytes": store.max_bytes,
-            "jobname": jobname,
-            "settings": settings.to_dict(),
-            "instance_share": share,
-        }
-        answer = _watch(process, request, settings, lambda: store.cancel_requested(jobname))
-        reusable = True
+        with _job_process(light=False) as process:
+            if on_process is not None:
+                on_process(process.pid)
+            outcome = _watch(process, request, limits)
     finally:
         with _lock:
             _busy -= 1
+    match outcome:
+        case Completed(summary):
+            return summary
+        case Refused(message):
+            raise JobError(message)
+        case OutOfMemory(message):
+            raise RunOutOfMemory(memory(message, None))
+        case Failed(error):
+            raise JobWorkFailed(error)
+    raise JobWorkFailed(f"the job process answered a job with {type(outcome).__name__}")
+
+
+def convert_ids(genes: list[str], species: str, settings: Settings) -> dict[str, Any]:
+    """GenePlexus's load_genes on `genes` for `species` (mljob.science.convert_ids), as a light request to a job
+    process: its warm cache, JOB_MEMORY_MB and crash containment, and a time limit of min(JOB_TIMEOUT_SECONDS,
+    LIGHT_TIMEOUT_SECONDS) from the moment the process is ready. Returns input_count, convert_ids, table_summary
+    and df_convert_out.
+
+    Raises SettingsError (no DATA_PATH), JobError (no backend data for the species), RunOutOfMemory,
+    RunTimedOut, JobProcessDied, JobWorkFailed, or TooManyConversions when no place frees within
+    LIGHT_WAIT_SECONDS.
+    """
+    request = ConvertIds(
+        genes=list(genes),
+        species=species,
+        data_path=str(settings.require_data_path()),
+        cache_mb=settings.data_cache_mb,
+        fast=bool(settings.fast_path),
+    )
+    seconds = min(settings.job_timeout_seconds, LIGHT_TIMEOUT_SECONDS)
+    memory = partial(_convert_memory_advice, settings)
+    limits = _Limits(seconds, settings.job_memory_mb, partial(_convert_timed_out, seconds), memory)
+    if not _light_places.acquire(timeout=LIGHT_WAIT_SECONDS):
+        raise TooManyConversions(
+            f"the server is busy converting other gene lists; try again in {LIGHT_WAIT_SECONDS:g} s"
+        )
+    try:
+        with _job_process(light=True) as process:
+            outcome = _watch(process, request, limits)
+    finally:
+        _light_places.release()
+    match outcome:
+        case Converted(result):
+            return result
+        case Refused(message):
+            raise JobError(message)
+        case OutOfMemory(message):
+            raise RunOutOfMemory(memory(message, None))
+        case Failed(error):
+            raise JobWorkFailed(f"the gene-ID conversion failed: {error}")
+    raise JobWorkFailed(f"the job process answered a gene-ID conversion with {type(outcome).__name__}")
+
+
+@contextmanager
+def _job_process(*, light: bool) -> Iterator[JobProcessHandle]:
+    """A ready job process for one request; kept for the next one when the request ended with an outcome."""
+    process = _acquire(light)
+    reusable = False
+    try:
+        process.wait_ready()
+        yield process
+        reusable = True
+    finally:
         _release(process, reusable)
-    outcome = answer.get("outcome")
-    if outcome == "completed":
-        return str(answer["summary"])
-    if outcome == "refused":
-        raise JobError(str(answer["message"]))
-    if outcome == "memory":
-        raise RunOutOfMemory(_memory_advice(str(answer["message"]), settings, None))
-    raise JobWorkFailed(str(answer.get("error", "the job process gave no answer")))
 
 
-def _watch(
-    process: JobProcessHandle, request: dict[str, Any], settings: Settings, cancelled: Callable[[], bool]
-) -> dict[str, Any]:
+def _watch(process: JobProcessHandle, request: Request, limits: _Limits) -> Outcome:
     """Send the request and watch the child until it answers, dies, or must be stopped."""
     started = time.monotonic()
-    deadline = started + settings.job_timeout_seconds
+    deadline = started + limits.seconds
     next_cancel_check = started + CANCEL_CHECK_SECONDS
     oom_kills = _oom_kills()
     peak = 0.0
@@ -227,43 +345,45 @@ def _watch(
         code = process.returncode()
         if code is not None:
             if _oom_kills() > oom_kills:
-                what = "the kernel's OOM killer stopped the job's process"
-                raise RunOutOfMemory(_memory_advice(what, settings, peak))
+                raise RunOutOfMemory(limits.out_of_memory("the kernel's OOM killer stopped the job's process", peak))
             raise JobProcessDied(_death(code))
         peak = max(peak, process.rss_mb())
         now = time.monotonic()
-        if settings.job_memory_mb and peak > settings.job_memory_mb:
+        if limits.memory_mb and peak > limits.memory_mb:
             process.stop(0)
-            raise RunOutOfMemory(_memory_advice("the job's process went over JOB_MEMORY_MB", settings, peak))
+            raise RunOutOfMemory(limits.out_of_memory("the job's process went over JOB_MEMORY_MB", peak))
         if now >= next_cancel_check:
             next_cancel_check = now + CANCEL_CHECK_SECONDS
-            if cancelled():
+            if limits.cancelled():
                 process.stop()
                 raise RunCancelled(f"cancelled by request after {now - started:.0f} s of running; no results were kept")
         if now >= deadline:
             process.stop()
-            limit = settings.job_timeout_seconds
-            raise RunTimedOut(
-                f"the run was stopped after {now - started:,.0f} s: JOB_TIMEOUT_SECONDS ({limit:,} s) is the most a "
-                "run may take; no results were kept. Use fewer genes or result species, or ask the operator to "
-                "raise JOB_TIMEOUT_SECONDS (host.json's functionTimeout must stay above it)"
-            )
+            raise RunTimedOut(limits.timed_out(now - started))
 
 
-def _acquire() -> JobProcessHandle:
+def _acquire(light: bool) -> JobProcessHandle:
+    """The most recently idle job process of the request's kind (a job takes a light one rather than none), or a
+    new one."""
     with _lock:
-        while _idle:
-            process = _idle.pop()
-            if process.alive():
-                return process
-    return JobProcessHandle()
+        _idle[:] = [process for process in _idle if process.alive()]
+        kind = [process for process in _idle if process.light == light]
+        usable = kind or ([] if light else _idle)
+        if usable:
+            process = usable[-1]
+            _idle.remove(process)
+            process.light = light  # (a light process that takes a job holds its network from now on)
+            return process
+    return JobProcessHandle(light=light)
 
 
 def _release(process: JobProcessHandle, reusable: bool) -> None:
-    """Keep a healthy child for the next run; a stopped, dead or surplus one is let go."""
+    """Keep a healthy child for the next request of its kind (MAX_IDLE, MAX_LIGHT); a stopped, dead or surplus
+    one is let go."""
     if reusable and process.alive():
         with _lock:
-            if len(_idle) < MAX_IDLE:
+            kept = sum(other.light == process.light for other in _idle)
+            if kept < (MAX_LIGHT if process.light else MAX_IDLE):
                 _idle.append(process)
                 return
         process.close()
@@ -271,13 +391,35 @@ def _release(process: JobProcessHandle, reusable: bool) -> None:
         process.stop(0)
 
 
-def _memory_advice(what: str, settings: Settings, peak: float | None) -> str:
-    limit = f"JOB_MEMORY_MB is {settings.job_memory_mb:,} MB" if settings.job_memory_mb else "no JOB_MEMORY_MB is set"
-    seen = f"; the most seen was {peak:,.0f} MB" if peak else ""
+def _job_timed_out(limit: int, ran: float) -> str:
     return (
-        f"the job ran out of memory: {what} ({limit}{seen}, the warm data cache included). "
+        f"the run was stopped after {ran:,.0f} s: JOB_TIMEOUT_SECONDS ({limit:,} s) is the most a "
+        "run may take; no results were kept. Use fewer genes or result species, or ask the operator to "
+        "raise JOB_TIMEOUT_SECONDS (host.json's functionTimeout must stay above it)"
+    )
+
+
+def _convert_timed_out(limit: float, ran: float) -> str:
+    return (
+        f"the gene-ID conversion was stopped after {ran:,.0f} s: {limit:,.0f} s is the most it may take "
+        f"(JOB_TIMEOUT_SECONDS, at most {LIGHT_TIMEOUT_SECONDS} s). Send fewer genes"
+    )
+
+
+def _convert_memory_advice(settings: Settings, what: str, peak: float | None) -> str:
+    return f"the gene-ID conversion ran out of memory: {what} ({_memory_seen(settings, peak)}). Send fewer genes"
+
+
+def _memory_advice(settings: Settings, what: str, peak: float | None) -> str:
+    return (
+        f"the job ran out of memory: {what} ({_memory_seen(settings, peak)}, the warm data cache included). "
         "Use a plan with more memory (e.g. EP2 or EP3), or a smaller job (fewer genes or result species)"
     )
+
+
+def _memory_seen(settings: Settings, peak: float | None) -> str:
+    limit = f"JOB_MEMORY_MB is {settings.job_memory_mb:,} MB" if settings.job_memory_mb else "no JOB_MEMORY_MB is set"
+    return limit + (f"; the most seen was {peak:,.0f} MB" if peak else "")
 
 
 def _death(code: int) -> str:

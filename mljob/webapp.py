@@ -3,8 +3,8 @@
 - `convert_ids`: POST /api/gpz-convert-ids, GenePlexus's `load_genes` on a gene list, answered at once
   (warm backend-data cache); it creates no job.
 - `ml`: POST /api/gpz-ml. The request becomes a job, with the same validation as any job, queued through
-  the job service, so it runs on the queue workers with every guarantee they have; then a cheap poll of its
-  status.json, up to WEB_WAIT_SECONDS. 200 with the reference's body built from the job's result files;
+  `enqueue.enqueue_jobs`, so it runs through the queue trigger with every guarantee of a queued job; then a cheap
+  poll of its status.json, up to WEB_WAIT_SECONDS. 200 with the reference's body built from the job's result files;
   the status code and reason of a job that did not complete; 202 while it still runs.
 
 Each returns (status, body, headers); `encoded` makes the JSON bytes (gzip when accepted). Errors are
@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import gzip
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mljob.api import error_answer
+from mljob.api import answering, error_answer, parse_body
 from mljob.enqueue import enqueue_jobs
-from mljob.errors import InvalidInput, RequestTooLarge, ServiceUnavailable, TooManyWaiting
-from mljob.job import SPECIES, JobConfig, json_type, new_jobname, parse_config, parse_genes
+from mljob.errors import InvalidInput, ServiceUnavailable, TooManyWaiting
+from mljob.job import SPECIES, json_type, parse_genes
+from mljob.job_folders import create_job
+from mljob.network_layout import finite
 from mljob.queue import JobQueue
 from mljob.result_files import INPUT_GENES_FILE, MODEL
 from mljob.results_store import ResultsFileStore
@@ -53,79 +55,90 @@ _waiting = 0
 _waiting_lock = threading.Lock()
 
 
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+def refused(exc: Exception, jobname: str | None = None) -> WebAnswer:
+    """An error as the web app's old backend answered it: its HTTP status and {"message": ...} (`api.error_answer`
+    for an anonymous caller: a misconfiguration in general words), with the job's name when one was created."""
+    status, body = error_answer(exc, anonymous=True)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, ServiceUnavailable) else {}
+    message = {"message": body["error"]}
+    return status, ({**message, "jobname": jobname} if jobname else message), headers
+
+
 # --- gpz-convert-ids ------------------------------------------------------------------------------
 
 
+@answering(refused)
 def convert_ids(body: bytes, settings: Settings) -> WebAnswer:
     """POST /api/gpz-convert-ids: `{"genes", "sp_trn"}` -> the outputs of GenePlexus's load_genes."""
-    try:
-        request = _request(body, settings, CONVERT_KEYS, "genes and sp_trn")
-        species = request.get("sp_trn")
-        if species not in SPECIES:
-            raise InvalidInput(f"sp_trn: {species!r} is not allowed; allowed: {', '.join(SPECIES)}")
-        genes = _genes(request.get("genes"), "genes", settings)
-        return 200, load_genes(genes, species, settings), {}
-    except Exception as exc:  # every error becomes a JSON answer
-        return _refused(exc)
+    request = _request(body, settings, CONVERT_KEYS, "genes and sp_trn")
+    species = request.get("sp_trn")
+    if species not in SPECIES:
+        raise InvalidInput(f"sp_trn: {species!r} is not allowed; allowed: {', '.join(SPECIES)}")
+    genes = _genes(request.get("genes"), "genes", settings)
+    return 200, load_genes(genes, species, settings), {}
 
 
 def load_genes(genes: list[str], species: str, settings: Settings) -> dict[str, Any]:
-    """GenePlexus 3.0.1's load_genes for `species` (see `mljob.science.convert_ids`)."""
-    from mljob.science.convert_ids import convert_ids as compute
+    """GenePlexus 3.0.1's load_genes for `species` (see `mljob.science.convert_ids`), done in a job process
+    (`mljob.supervisor.convert_ids`): this process never imports the ML stack."""
+    from mljob import supervisor
 
-    data_path = settings.require_data_path()
-    return compute(genes, species, data_path, cache_mb=settings.data_cache_mb, fast=bool(settings.fast_path))
+    return supervisor.convert_ids(genes, species, settings)
 
 
 # --- gpz-ml -------------------------------------------------------------------------------------------
 
 
+@answering(refused)
 async def ml(body: bytes, settings: Settings) -> WebAnswer:
-    """POST /api/gpz-ml: create and queue the job, wait for it up to WEB_WAIT_SECONDS, answer its results."""
-    jobname = None
-    try:
-        config, genes, negatives = parse_ml_request(body, settings)
-        jobname = config.jobname
-        with _waiting_slot(settings.web_max_waiting):
-            store = ResultsFileStore.from_settings(settings)
-            await asyncio.to_thread(_create_and_queue, store, config, genes, negatives, settings)
-            state = await _wait(store, jobname, settings.web_wait_seconds)
-            if state is None:
-                url = status_url(jobname)
-                return 202, {"jobname": jobname, "status_url": url}, {"Location": url}
-            status = store.read_status(jobname)
-            if status.status is not State.COMPLETED:
-                return status.code, {"message": status.message, "jobname": jobname}, {}
-            answer = await asyncio.to_thread(ml_response, store, jobname)
-            return 200, answer, {"Location": status_url(jobname)}
-    except Exception as exc:  # every error becomes a JSON answer
-        status, body_, headers = _refused(exc)
-        return status, ({**body_, "jobname": jobname} if jobname else body_), headers
+    """POST /api/gpz-ml: create and queue the job, wait for it up to WEB_WAIT_SECONDS, answer its results. An
+    error answer names the job once it exists, and only then."""
+    request = parse_ml_request(body, settings)
+    with _waiting_slot(settings.web_max_waiting):
+        store = ResultsFileStore.from_settings(settings)
+        jobname = await asyncio.to_thread(create_job, store, **request)
+        naming_the_job = answering(functools.partial(refused, jobname=jobname))
+        return await naming_the_job(_queue_and_wait)(store, jobname, settings)
 
 
-def parse_ml_request(body: bytes, settings: Settings) -> tuple[JobConfig, list[str], list[str] | None]:
-    """The job a gpz-ml request asks for: its config (name -> prefix, gsc -> gsc_trn = gsc_res, SixSpeciesN2V),
-    genes and negatives (when the list is non-empty), validated like any job's."""
+async def _queue_and_wait(store: ResultsFileStore, jobname: str, settings: Settings) -> WebAnswer:
+    """Queue a created job and answer it: 200 with its results, its status code and reason when it ended
+    otherwise, 202 while it still runs after WEB_WAIT_SECONDS."""
+    await asyncio.to_thread(_queue, store, jobname, settings)
+    state = await _wait(store, jobname, settings.web_wait_seconds)
+    if state is None:
+        url = status_url(jobname)
+        return 202, {"jobname": jobname, "status_url": url}, {"Location": url}
+    status = store.read_status(jobname)
+    if status.status is not State.COMPLETED:
+        return status.code, {"message": status.message, "jobname": jobname}, {}
+    answer = await asyncio.to_thread(ml_response, store, jobname)
+    return 200, answer, {"Location": status_url(jobname)}
+
+
+def parse_ml_request(body: bytes, settings: Settings) -> dict[str, Any]:
+    """The job a gpz-ml request asks for, as the arguments of `create_job`, which validates it like any job:
+    name -> prefix, gsc -> gsc_trn = gsc_res, sp_res one species, features SixSpeciesN2V; negatives when the list
+    is non-empty. Only the request's own shape is checked here."""
     request = _request(body, settings, ML_KEYS, ", ".join(sorted(ML_KEYS)))
     name = request.get("name", "")
     if not isinstance(name, str):
         raise InvalidInput(f"name must be a string, got a {json_type(name)}")
     gsc = request.get("gsc")
-    config = parse_config(
-        {
-            "jobname": new_jobname(name),
-            "net_type": request.get("net_type"),
-            "features": "SixSpeciesN2V",
-            "sp_trn": request.get("sp_trn"),
-            "sp_res": [request.get("sp_res")],
-            "gsc_trn": gsc,
-            "gsc_res": [gsc],
-        }
-    )
-    genes = _genes(request.get("genes"), "genes", settings)
-    raw_negatives = request.get("negatives") or []
-    negatives = _genes(raw_negatives, "negatives", settings) if raw_negatives else None
-    return config, genes, negatives
+    params = {
+        "net_type": request.get("net_type"),
+        "features": "SixSpeciesN2V",
+        "sp_trn": request.get("sp_trn"),
+        "sp_res": [request.get("sp_res")],
+        "gsc_trn": gsc,
+        "gsc_res": [gsc],
+    }
+    genes = _gene_ids(request.get("genes"), "genes")
+    negatives = _gene_ids(request.get("negatives") or [], "negatives") or None
+    return {"genes": genes, "params": params, "prefix": name, "negatives": negatives}
 
 
 def status_url(jobname: str) -> str:
@@ -133,12 +146,9 @@ def status_url(jobname: str) -> str:
     return f"/api/jobs/{jobname}"
 
 
-def _create_and_queue(
-    store: ResultsFileStore, config: JobConfig, genes: list[str], negatives: list[str] | None, settings: Settings
-) -> None:
-    store.create_job(config, genes, negatives)
-    enqueue_jobs(store, JobQueue.from_settings(settings), [config.jobname])
-    log.info("gpz-ml: job %s queued", config.jobname)
+def _queue(store: ResultsFileStore, jobname: str, settings: Settings) -> None:
+    enqueue_jobs(store, JobQueue.from_settings(settings), [jobname])
+    log.info("gpz-ml: job %s queued", jobname)
 
 
 async def _wait(store: ResultsFileStore, jobname: str, seconds: float) -> State | None:
@@ -167,7 +177,7 @@ def ml_response(store: ResultsFileStore, jobname: str) -> dict[str, Any]:
     network = next((row for row in inputs["table_summary"] if row.get("Network") == net_type), {})
     folder = f"{MODEL}/{key}"
     return {
-        "avgps": [_number(v) for v in model.get("avgps") or []],
+        "avgps": [finite(v) for v in model.get("avgps") or []],
         "df_probs": sorted(_table(store, jobname, f"{folder}/df_probs.tsv"), key=lambda row: row["Rank"]),
         "df_sim": sorted(_table(store, jobname, f"{folder}/df_sim.tsv"), key=lambda row: row["Rank"]),
         "df_edge": _table(store, jobname, f"{folder}/df_edge.tsv"),
@@ -205,29 +215,26 @@ def _waiting_slot(limit: int) -> Iterator[None]:
 
 
 def _request(body: bytes, settings: Settings, keys: frozenset[str], expected: str) -> dict[str, Any]:
-    """The JSON object of a request body, refused before parsing when over MAX_INPUT_BYTES."""
-    if len(body) > settings.max_input_bytes:
-        raise RequestTooLarge(f"request body is {len(body):,} bytes; the most accepted is {settings.max_input_bytes:,}")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput(f"request body is not JSON; send a JSON object with {expected}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"request body must be a JSON object with {expected}, got a {json_type(data)}")
-    unknown = sorted(str(key) for key in set(data) - keys)
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(keys))}"[:300])
-    return data
+    """The JSON object of a web app request (`api.parse_body`): at most MAX_INPUT_BYTES, only `keys`."""
+    return parse_body(body, expected=f"a JSON object with {expected}", most_bytes=settings.max_input_bytes, keys=keys)
 
 
 def _genes(value: Any, field: str, settings: Settings) -> list[str]:
     """A list of gene IDs, checked like a job's gene file (MAX_INPUT_GENES, MAX_INPUT_BYTES, ...)."""
-    if not isinstance(value, list) or not all(isinstance(gene, str) for gene in value):
-        raise InvalidInput(f"{field} must be a list of gene IDs (strings)")
     what = "negative genes" if field == "negatives" else "input genes"
     return parse_genes(
-        "\n".join(value), max_genes=settings.max_input_genes, max_bytes=settings.max_input_bytes, what=what
+        "\n".join(_gene_ids(value, field)),
+        max_genes=settings.max_input_genes,
+        max_bytes=settings.max_input_bytes,
+        what=what,
     )
+
+
+def _gene_ids(value: Any, field: str) -> list[str]:
+    """`value` if it is a list of strings (gene IDs, not yet checked as genes)."""
+    if not isinstance(value, list) or not all(isinstance(gene, str) for gene in value):
+        raise InvalidInput(f"{field} must be a list of gene IDs (strings)")
+    return value
 
 
 def _table(store: ResultsFileStore, jobname: str, relpath: str) -> list[dict[str, Any]]:
@@ -239,29 +246,13 @@ def _table(store: ResultsFileStore, jobname: str, relpath: str) -> list[dict[str
             if column in _INTEGERS:
                 row[column] = int(float(value))
             elif column in _FLOATS:
-                row[column] = _number(value)
+                row[column] = finite(value)
     return rows
 
 
 def _lines(store: ResultsFileStore, jobname: str, relpath: str) -> list[str]:
     text = store.result_path(jobname, relpath).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _number(value: Any) -> float | None:
-    """A finite number, or None (JSON has no NaN or Infinity)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _refused(exc: Exception) -> WebAnswer:
-    """An error as the web app's old backend answered it: its HTTP status and {"message": ...}."""
-    status, body = error_answer(exc)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, ServiceUnavailable) else {}
-    return status, {"message": body["error"]}, headers
 
 
 def encoded(answer: WebAnswer, accept_encoding: str) -> tuple[int, bytes, dict[str, str]]:
@@ -284,7 +275,7 @@ def _accepts_gzip(accept_encoding: str) -> bool:
         for param in params.split(";"):
             name, _, value = param.strip().partition("=")
             if name == "q":
-                q = _number(value) or 0.0
+                q = finite(value) or 0.0
         if coding:
             weights[coding] = q
     return weights.get("gzip", weights.get("*", 0.0)) > 0

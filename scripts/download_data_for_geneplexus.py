@@ -45,9 +45,11 @@ from typing import Any, NoReturn
 
 try:
     from mljob import backend_data as bd
+    from mljob.vocabulary import SPECIES
 except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from mljob import backend_data as bd
+    from mljob.vocabulary import SPECIES
 
 PROG = "download_data_for_geneplexus"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -247,11 +249,11 @@ def _fail(message: str) -> int:
 def _species(text: str) -> list[str]:
     values = [v.strip() for v in text.split(",") if v.strip()]
     if values == ["All"]:
-        return list(bd.SPECIES)
-    wrong = [v for v in values if v not in bd.SPECIES]
+        return list(SPECIES)
+    wrong = [v for v in values if v not in SPECIES]
     if wrong or not values:
         raise argparse.ArgumentTypeError(
-            f"{', '.join(wrong) or 'no species'} not allowed; allowed: {', '.join(bd.SPECIES)} (or All)"
+            f"{', '.join(wrong) or 'no species'} not allowed; allowed: {', '.join(SPECIES)} (or All)"
         )
     return list(dict.fromkeys(values))
 
@@ -262,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download the real GenePlexus backend data into DATA_PATH (restartable), or --check a folder.",
     )
     parser.add_argument(
-        "--species", type=_species, default=["Human"], help="comma-separated, from " + ", ".join(bd.SPECIES)
+        "--species", type=_species, default=["Human"], help="comma-separated, from " + ", ".join(SPECIES)
     )
     parser.add_argument("--data-path", type=Path, help="the backend data folder (default: $DATA_PATH)")
     parser.add_argument("--check", action="store_true", help="only verify the folder against data_filenames_*.txt")

@@ -1,10 +1,14 @@
-"""Shared pytest fixtures: an isolated home for pystow, synthetic backend data made once per session."""
+"""Shared pytest fixtures: an isolated home for pystow, synthetic backend data made once per session, Azurite,
+a headless browser."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +16,15 @@ import pytest
 os.environ.setdefault("PYSTOW_HOME", tempfile.mkdtemp(prefix="mljob-pystow-"))
 
 REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +34,17 @@ def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("backend-data")
     make_backend_data(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def slow_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic data (Human only) big enough that a job runs for a few seconds: room to kill a host or stop
+    Azurite mid-run, or to outlast WEB_WAIT_SECONDS. Made once; tests must not change it."""
+    from mljob.tools.synthetic_data import make_backend_data
+
+    path = tmp_path_factory.mktemp("slow-data")
+    make_backend_data(path, species=["Human"], n_genes=4000, dim=256)
     return path
 
 
@@ -56,6 +80,25 @@ def azurite(tmp_path_factory: pytest.TempPathFactory):
 
     with running_azurite(tmp_path_factory.mktemp("azurite")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """The system's Chromium, headless, driven by Playwright, for one test module (each test opens its own
+    context; not for the session: Playwright's sync API keeps an event loop running in this thread, and later
+    tests that call asyncio.run would fail). Needs a Chromium binary (Debian: `apt-get install chromium`) and `pip install playwright`, never
+    `playwright install`; the test is skipped, with the reason, when either is missing."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium binary found (Debian: apt-get install chromium)")
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture

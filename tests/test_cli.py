@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from mljob import __version__
+from mljob.lease import RunLease
+from mljob.results_store import ResultsFileStore
 from mljob.tools.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -417,6 +419,14 @@ def test_list_and_cleanup(mljob, env, genes_file, jobs_path):
     running.write_text(json.dumps(status))
     kept = mljob("cleanup", "--older-than", "5", "--yes", env=env)
     assert kept.returncode == 0 and (jobs_path / "old-created").is_dir()
+    status["status"], status["code"] = "created", 201  # listed as created, but a run has just taken its lease
+    running.write_text(json.dumps(status))
+    with RunLease(ResultsFileStore(jobs_path), "old-created"):
+        held = mljob("cleanup", "--older-than", "5", "--yes", env=env)
+    assert held.returncode == 0 and "removed 0 job folder(s)" in held.stdout, held
+    assert "kept old-created: job old-created is being run" in held.stderr and (jobs_path / "old-created").is_dir()
+    gone = mljob("cleanup", "--older-than", "5", "--yes", env=env)
+    assert "removed 1 job folder(s)" in gone.stdout and not (jobs_path / "old-created").exists()
 
 
 def test_cancel_command_exit_codes(mljob, env, genes_file, jobs_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,20 +38,7 @@ from mljob.status import State
 REPO = Path(__file__).resolve().parent.parent
 HOOKS = Path(__file__).resolve().parent / "job_process_hooks"
 SCREENSHOT = REPO / "docs" / "console.png"
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (Debian: apt-get install chromium)"),
-    pytest.mark.slow,  # real hosts, job processes and a browser: `make test-fast` leaves it out
-]
+pytestmark = pytest.mark.slow  # real hosts, job processes and a browser: `make test-fast` leaves it out
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
@@ -152,16 +138,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, azurite: Any, data_path: Pat
         yield world
     finally:
         world.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Visit:

@@ -24,7 +24,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from devhost_process import DevHostProcess, wait_for
 
-from mljob.tools.devhost import DevHost, HostConfig, compile_route, parse_timespan
+from mljob.host_config import HostConfig, parse_timespan
+from mljob.tools.devhost import DevHost, compile_route
 
 REPO = Path(__file__).resolve().parent.parent
 APP_DIR = REPO / "tests" / "devhost_app"

@@ -33,16 +33,6 @@ def app_dir(tmp_path_factory) -> Path:
     return app_copy(tmp_path_factory.mktemp("app"), FAST_HOST_JSON)
 
 
-@pytest.fixture(scope="module")
-def slow_data(tmp_path_factory) -> Path:
-    """Synthetic data big enough that a job runs for a couple of seconds (room to kill a host mid-job)."""
-    from mljob.tools.synthetic_data import make_backend_data
-
-    path = tmp_path_factory.mktemp("slow-data")
-    make_backend_data(path, species=["Human"], n_genes=4000, dim=256)
-    return path
-
-
 class Setup:
     """A jobs folder, a fresh queue and the environment for hosts that serve them."""
 

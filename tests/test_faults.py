@@ -288,16 +288,6 @@ def test_azurite_stops_between_two_messages_of_one_enqueue(queue_settings, azuri
     check_invariants(store)
 
 
-@pytest.fixture(scope="module")
-def slow_data(tmp_path_factory) -> Path:
-    """Synthetic data big enough that a job runs for a few seconds (room to stop Azurite mid-run)."""
-    from mljob.tools.synthetic_data import make_backend_data
-
-    path = tmp_path_factory.mktemp("slow-data")
-    make_backend_data(path, species=["Human"], n_genes=4000, dim=256)
-    return path
-
-
 def test_azurite_down_during_a_run_under_mljob_serve(tmp_path, azurite, slow_data, demo_genes_module):
     store = ResultsFileStore(_mkdir(tmp_path / "jobs"))
     queue_name = f"fault-{uuid.uuid4().hex[:8]}"

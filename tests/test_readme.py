@@ -23,7 +23,8 @@ How the blocks run:
   <why>` (the test suite itself, checkov, `make clean`). The test checks that every block needing one
   carries it, and that no shell block hides under another fence (```sh, ```shell, ```console).
 
-Besides exit codes, it checks what the README says the commands print or leave behind.
+Besides exit codes, it checks what the README says the commands print or leave behind. The README's one
+```python block (From Python) runs too, as a script against synthetic data in a temporary folder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -188,6 +190,27 @@ def test_readme_shell_blocks_work_as_written(tmp_path: Path):
     assert ran and skipped and servers, (ran, skipped)
     ports = "the README's ports" if ports_free else f"ports {serve_port} and {azurite_base}-{azurite_base + 2}"
     print(f"README blocks run: {ran}; skipped: {skipped}; on {ports}; {time.monotonic() - started:.0f} s")
+
+
+def test_readme_python_example_works_as_written(tmp_path: Path, data_path: Path):
+    [example] = re.findall(r"^```python\n(.*?)^```\s*$", README.read_text(encoding="utf-8"), re.M | re.S)
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=tmp_path,
+        env={**os.environ, "DATA_PATH": str(data_path), "JOBS_PATH": str(jobs)},
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT,
+    )
+    assert result.returncode == 0, f"README.md's python example failed:\n{result.stderr[-6000:]}"
+    lines = result.stdout.splitlines()  # what its comments say it prints
+    assert lines[:2] == ["completed", "['Human-Combined', 'Mouse-Combined']"], result.stdout
+    assert lines[2].split() == ["Entrez", "Symbol", "Probability"] and len(lines) == 8, result.stdout
+    assert lines[6].startswith("{'rank': 1, 'entrez': '20000038', 'symbol': 'Msyn38'"), result.stdout
+    assert lines[7].endswith("/results/report.html") and lines[7].startswith(str(jobs)), result.stdout
+    assert list(jobs.iterdir()) == []  # cleanup removed the job's folder
 
 
 # --- running blocks ------------------------------------------------------------------------------

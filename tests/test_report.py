@@ -421,6 +421,26 @@ def test_web_files_hold_geneplexus_own_values(jobs: ResultsFileStore, data_path:
     assert all(isinstance(v, str) for row in inputs["df_convert_out"] for v in row.values())
 
 
+def test_web_files_write_no_nan_or_infinity():
+    """Scores GenePlexus leaves NaN or infinite become null: JSON has neither, browsers' JSON.parse fails on both."""
+    import pandas as pd
+
+    from mljob.science.web_files import graph, term_rows
+
+    nan, inf = float("nan"), float("inf")
+    similarity, z_score, p_adjusted = [inf, -inf, nan], [1.5, nan, inf], [0.01, 0.2, -inf]
+    df_sim = pd.DataFrame({"Rank": [1, 2, 3], "Task": "GO", "ID": ["a", "b", "c"], "Name": "n"})
+    df_sim = df_sim.assign(**{"Similarity": similarity, "Z-score": z_score, "P-adjusted": p_adjusted})
+    scores = [(r["similarity"], r["z_score"], r["p_adjusted"]) for r in term_rows(df_sim, 3)]
+    assert scores == [(None, 1.5, 0.01), (None, None, 0.2), (None, None, None)]
+    df_probs = pd.DataFrame(
+        {"Rank": [1, 2], "Entrez": ["1", "2"], "Symbol": "s", "Known/Novel": "Novel", "Probability": [inf, 0.5]}
+    )
+    df_edge = pd.DataFrame({"Node1": ["1"], "Node2": ["2"], "Weight": [-inf]})
+    network = graph(df_probs, df_edge, 2)
+    assert [n["probability"] for n in network["nodes"]] == [None, 0.5] and network["links"][0]["weight"] is None
+
+
 def test_importing_the_module_stays_light():
     code = (
         "import sys, mljob.report\n"

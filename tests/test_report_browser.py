@@ -24,21 +24,7 @@ from mljob.run_geneplexus import run_geneplexus
 from mljob.status import State
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (Debian: apt-get install chromium)")
-pytestmark = [pytestmark, pytest.mark.slow]  # a real browser: `make test-fast` leaves it out
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
+pytestmark = pytest.mark.slow  # a real browser (tests/conftest.py's `browser`): `make test-fast` leaves it out
 
 GENES = "#result-Human-Combined table.genes"
 
@@ -57,16 +43,6 @@ def job(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
     status = run_geneplexus("browser-job", store, data_path)
     assert status.status is State.COMPLETED, status.message
     return write_report(store, "browser-job").parent.parent
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Visit:

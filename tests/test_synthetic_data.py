@@ -19,6 +19,7 @@ from geneplexus.download import _check_all_files
 
 import mljob.tools.synthetic_data as sd
 from mljob import backend_data as bd
+from mljob import vocabulary as vocab
 from mljob.tools.synthetic_data import make_backend_data
 
 DEFAULTS = {
@@ -122,7 +123,7 @@ def _check_format(path: Path, species: list[str], dim: int) -> None:
         assert set(symbols) == set(names)
         pattern = {"Human": r"HSYN\d+", "Mouse": r"Msyn\d+"}.get(sp, r".+")
         assert all(re.fullmatch(pattern, s[0]) for s in symbols.values())
-        for net in bd.networks_of(sp):
+        for net in vocab.networks_of(sp):
             nodes = _nodes(path, sp, net)
             assert len(set(nodes)) == len(nodes) > 0.9 * len(names)
             reachable.update(nodes)
@@ -134,7 +135,7 @@ def _check_format(path: Path, species: list[str], dim: int) -> None:
             assert len(rows) < 40 * len(nodes)
             if net != "BioGRID":
                 assert all(0 < float(r[2]) <= 1 for r in rows)
-            kinds = bd.GSC_CONTEXTS[sp]
+            kinds = vocab.GSC_CONTEXTS[sp]
             term_ids = {}
             for gsc in [*kinds, "Combined"]:
                 collection = _json(path / bd.gsc_file(sp, gsc, net))
@@ -256,7 +257,7 @@ def test_demo_genes_come_from_one_community(data: Path, demo: list[str]) -> None
     assert len(set(demo)) == len(demo) and 25 <= len(known) <= 30 and 1 <= len(demo) - len(known) <= 2
     community = _communities(data, "Human")
     assert {community[symbols[s][0]] for s in known} == {2}
-    for net in bd.NETWORKS:
+    for net in vocab.NETWORKS:
         assert set(_to_entrez(data, "Human", known)) <= set(_nodes(data, "Human", net))
 
 
@@ -278,8 +279,8 @@ def test_default_job_on_demo_genes(data: Path, demo: list[str], tmp_path: Path) 
     assert (tmp_path / "out" / "All-Genes" / "Human-Combined" / "df_probs.tsv").is_file()
 
 
-@pytest.mark.parametrize("net", bd.NETWORKS)
-@pytest.mark.parametrize("gsc", bd.GSCS)
+@pytest.mark.parametrize("net", vocab.NETWORKS)
+@pytest.mark.parametrize("gsc", vocab.GSCS)
 def test_every_human_network_and_gsc(data: Path, demo: list[str], tmp_path: Path, net: str, gsc: str) -> None:
     gp = run_job(data, demo, tmp_path / "out", net_type=net, gsc_trn=gsc, gsc_res=[gsc])
     model = gp.model_info["All-Genes"]
@@ -376,11 +377,11 @@ def test_required_files_resolve_like_geneplexus() -> None:
 
 def test_generated_data_covers_every_valid_job(data: Path) -> None:
     species = ["Human", "Mouse"]
-    for net in bd.NETWORKS:
+    for net in vocab.NETWORKS:
         for sp_trn in species:
-            for gsc_trn in [g for g in bd.GSCS if g == "Combined" or g in bd.GSC_CONTEXTS[sp_trn]]:
+            for gsc_trn in vocab.gscs_of(sp_trn):
                 for sp_res in species:
-                    for gsc_res in [g for g in bd.GSCS if g == "Combined" or g in bd.GSC_CONTEXTS[sp_res]]:
+                    for gsc_res in vocab.gscs_of(sp_res):
                         params = {
                             **DEFAULTS,
                             "net_type": net,
@@ -418,7 +419,7 @@ def test_required_files_are_exactly_enough(data: Path, demo: list[str], tmp_path
         shutil.copy(data / name, folder / name)
     gp = run_job(folder, genes, tmp_path / "out", clust_method=clust_method, **params)
     assert len(gp.model_info) == (2 if clust_method else 1)
-    other_node_orders = {bd.node_order_file(params["sp_trn"], net) for net in bd.NETWORKS} - {
+    other_node_orders = {bd.node_order_file(params["sp_trn"], net) for net in vocab.NETWORKS} - {
         bd.node_order_file(params["sp_trn"], params["net_type"])
     }
     for name in required:

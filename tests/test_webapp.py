@@ -14,6 +14,7 @@ from webapp_contract import check_convert, check_ml, equals_result_files
 
 from mljob import webapp
 from mljob.errors import InvalidInput
+from mljob.job_folders import create_job
 from mljob.run_geneplexus import run_geneplexus
 from mljob.settings import Settings
 from mljob.status import State
@@ -85,8 +86,16 @@ REQUEST = {"name": "My Genes!", "genes": [], "negatives": [], "sp_trn": "Human",
            "net_type": "IMP", "gsc": "GO"}  # fmt: skip
 
 
+def ml_job(settings: Settings, **fields) -> str:
+    """The job a gpz-ml request makes (as webapp.ml creates it, without queueing it)."""
+    request = webapp.parse_ml_request(body(**{**REQUEST, **fields}), settings)
+    return create_job(webapp.ResultsFileStore.from_settings(settings), **request)
+
+
 def test_the_request_becomes_a_job_config(settings, demo_genes):
-    config, genes, negatives = webapp.parse_ml_request(body(**{**REQUEST, "genes": demo_genes}), settings)
+    store = webapp.ResultsFileStore.from_settings(settings)
+    jobname = ml_job(settings, genes=demo_genes)
+    config, genes, negatives = store.read_config(jobname), store.read_genes(jobname), store.read_negatives(jobname)
     assert config.jobname.startswith("my-genes-") and len(config.jobname) == len("my-genes-") + 8
     assert (config.features, config.net_type, config.sp_trn, config.sp_res) == (
         "SixSpeciesN2V",
@@ -96,8 +105,7 @@ def test_the_request_becomes_a_job_config(settings, demo_genes):
     )
     assert config.gsc_trn == "GO" and config.gsc_res == ["GO"]
     assert genes == demo_genes and negatives is None
-    _, _, negatives = webapp.parse_ml_request(body(**{**REQUEST, "genes": demo_genes, "negatives": ["X1"]}), settings)
-    assert negatives == ["X1"]
+    assert store.read_negatives(ml_job(settings, genes=demo_genes, negatives=["X1"])) == ["X1"]
 
 
 @pytest.mark.parametrize(
@@ -115,8 +123,9 @@ def test_the_request_becomes_a_job_config(settings, demo_genes):
 )
 def test_the_request_is_validated_like_any_job(settings, demo_genes, change, words):
     with pytest.raises(InvalidInput) as info:
-        webapp.parse_ml_request(body(**{**REQUEST, "genes": demo_genes, **change}), settings)
+        ml_job(settings, **{"genes": demo_genes, **change})
     assert words in str(info.value)
+    assert list(settings.jobs_path.iterdir()) == []
 
 
 # --- gpz-ml: the answer's body ------------------------------------------------------------------------------
@@ -133,10 +142,7 @@ def test_the_request_is_validated_like_any_job(settings, demo_genes, change, wor
 )
 def test_the_body_has_the_reference_keys_and_equals_the_result_files(settings, demo_genes, request_fields):
     store = webapp.ResultsFileStore.from_settings(settings)
-    config, genes, negatives = webapp.parse_ml_request(
-        body(**{**REQUEST, "genes": demo_genes, **request_fields}), settings
-    )
-    store.create_job(config, genes, negatives)
+    config = store.read_config(ml_job(settings, genes=demo_genes, **request_fields))
     assert run_geneplexus(config.jobname, store, settings.data_path).status is State.COMPLETED
     answer = webapp.ml_response(store, config.jobname)
     check_ml(answer, config.net_type)

@@ -67,16 +67,6 @@ def host(tmp_path_factory, azurite, data_path):
 
 
 @pytest.fixture(scope="module")
-def slow_data(tmp_path_factory) -> Path:
-    """Synthetic data big enough that a job takes a few seconds."""
-    from mljob.tools.synthetic_data import make_backend_data
-
-    path = tmp_path_factory.mktemp("web-slow-data")
-    make_backend_data(path, species=["Human"], n_genes=4000, dim=256)
-    return path
-
-
-@pytest.fixture(scope="module")
 def slow_host(tmp_path_factory, azurite, slow_data):
     """Jobs slower than WEB_WAIT_SECONDS (1 s); at most 2 calls waiting at once."""
     server = Host(tmp_path_factory.mktemp("web-slow"), azurite, slow_data, WEB_WAIT_SECONDS="1", WEB_MAX_WAITING="2")

@@ -1,4 +1,4 @@
-"""The warm data cache: GenePlexus backend files loaded once per worker process and reused across jobs.
+"""The warm data cache: GenePlexus backend files loaded once per job process and reused across jobs.
 
 GenePlexus 3.0.1 keeps nothing between calls: one job reads ~21 distinct backend files ~32 times
 (NodeOrder 4x, Entrez-to-Symbol 3x, the 50 MB PreTrainedWeights JSON once per job, ...). While a

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from mljob.network_layout import finite
 from mljob.result_files import GRAPH_FILE, INPUT_GENES_FILE, MODEL, TOP_GENES_FILE, TOP_TERMS_FILE, WebFiles
 from mljob.results_store import atomic_write
 
 TOP_TERMS = 50
-
-
-def _number(value: Any) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def gene_rows(df_probs: Any, top: int) -> list[dict[str, Any]]:
@@ -29,9 +24,9 @@ def gene_rows(df_probs: Any, top: int) -> list[dict[str, Any]]:
             "name": str(r["Name"]),
             "known": r["Known/Novel"] == "Known",
             "class_label": str(r["Class-Label"]),
-            "probability": _number(r["Probability"]),
-            "z_score": _number(r["Z-score"]),
-            "p_adjusted": _number(r["P-adjusted"]),
+            "probability": finite(r["Probability"]),
+            "z_score": finite(r["Z-score"]),
+            "p_adjusted": finite(r["P-adjusted"]),
         }
         for _, r in rows.iterrows()
     ]
@@ -46,9 +41,9 @@ def term_rows(df_sim: Any, top: int) -> list[dict[str, Any]]:
             "task": str(r["Task"]),
             "id": str(r["ID"]),
             "name": str(r["Name"]),
-            "similarity": _number(r["Similarity"]),
-            "z_score": _number(r["Z-score"]),
-            "p_adjusted": _number(r["P-adjusted"]),
+            "similarity": finite(r["Similarity"]),
+            "z_score": finite(r["Z-score"]),
+            "p_adjusted": finite(r["P-adjusted"]),
         }
         for _, r in rows.iterrows()
     ]
@@ -62,13 +57,13 @@ def graph(df_probs: Any, df_edge: Any, num_nodes: int) -> dict[str, Any]:
             "id": str(r["Entrez"]),
             "symbol": str(r["Symbol"]),
             "class": str(r["Known/Novel"]),
-            "probability": _number(r["Probability"]),
+            "probability": finite(r["Probability"]),
             "rank": int(r["Rank"]),
         }
         for _, r in top.iterrows()
     ]
     links = [
-        {"source": str(e["Node1"]), "target": str(e["Node2"]), "weight": _number(e["Weight"])}
+        {"source": str(e["Node1"]), "target": str(e["Node2"]), "weight": finite(e["Weight"])}
         for _, e in df_edge.iterrows()
     ]
     return {"nodes": nodes, "links": links}
@@ -87,11 +82,12 @@ def input_genes(gp: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """A table cell as JSON: numpy scalars as Python numbers, NaN as None, anything else but numbers as text."""
+    """A table cell as JSON: numpy scalars as Python numbers, NaN and infinity as None, anything else but numbers
+    as text."""
     if hasattr(value, "item"):  # a numpy scalar
         value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    if value is None or isinstance(value, float):
+        return finite(value)
     return value if isinstance(value, int | float) else str(value)
 
 

@@ -2,8 +2,10 @@
 
 Exit codes: 0 ok, 1 the job failed, 2 bad usage or input, 3 a service it needs (the queue, the share,
 the function app) could not be reached; errors are one line on stderr. Settings are read from the
-environment here, once per command, and passed down; like `mljob serve` (and `func start`), every command
-first puts the "Values" of ./local.settings.json into the environment, where they are not set already.
+environment here, once per command (by `main`), and passed down; a malformed one stops every command
+before it does anything, with one line naming it and exit 2 (`mljob serve` too, before it serves). Like
+`mljob serve` (and `func start`), every command first puts the "Values" of ./local.settings.json into the
+environment, where they are not set already.
 Only the commands that run a job (`run`, `submit --run`, `demo`) need DATA_PATH.
 """
 
@@ -21,7 +23,7 @@ from typing import Any, NoReturn
 import yaml
 
 from mljob import __version__
-from mljob.errors import InvalidInput, JobNotReady, MljobError, ServiceUnavailable, ShareError, UsageError
+from mljob.errors import InvalidInput, JobNotFound, JobNotReady, MljobError, ServiceUnavailable, ShareError, UsageError
 from mljob.job import CLUSTER_METHODS, GSCS, NETWORKS, SPECIES, validate_jobname
 from mljob.job_manager import JobManager
 from mljob.launcher import LocalLauncher
@@ -51,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mljob` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.handler is not cmd_serve:  # `mljob serve` reads the one of its --app-dir, and logs what it took
+        if args.handler is not cmd_serve:  # `mljob serve` reads the settings of its --app-dir itself, and logs them
             from mljob.tools.devhost import load_local_settings
 
             load_local_settings(Path.cwd())
+            args.settings = _read_settings(args)  # a malformed setting stops every command here: one line, exit 2
         return args.handler(args)
     except MljobError as exc:
         print(f"mljob: error: {exc}", file=sys.stderr)
@@ -160,7 +163,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     manager = _manager(args, need_data=False)
-    results = manager.top_genes(validate_jobname(args.jobname))
+    results = manager.results(validate_jobname(args.jobname)).top_genes
     for key, rows in results.items():
         print(f"{args.jobname}: top genes for {key}")
         print(_table(rows[: args.top]))
@@ -189,15 +192,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from mljob.lease import RunLease
+    from mljob.job_folders import NOT_REMOVABLE, remove_job
 
     settings = _settings(args)
     store = ResultsFileStore.from_settings(settings)
     cutoff = utcnow() - timedelta(days=args.older_than)
+    kept = {state.value for state in NOT_REMOVABLE}
     doomed = [
         row
         for row in _job_rows(store, statuses=[args.status] if args.status else ())
-        if row["created_at"] < cutoff and row["status"] not in (State.RUNNING.value, State.QUEUED.value)
+        if row["created_at"] < cutoff and row["status"] not in kept
     ]
     if not doomed:
         print(f"no job older than {args.older_than:g} days to remove")
@@ -211,12 +215,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             return EXIT_OK
     removed = 0
     for row in doomed:
-        lease = RunLease.from_settings(store, row["jobname"], settings)
-        if not lease.acquire():  # a run started since the listing: leave it alone
-            print(f"kept {row['jobname']}: it is running", file=sys.stderr)
+        try:
+            remove_job(store, row["jobname"], settings)
+        except (JobNotReady, JobNotFound) as exc:  # it started, was queued or went since the listing
+            print(f"kept {row['jobname']}: {exc}", file=sys.stderr)
             continue
-        lease.release()
-        store.delete_job(row["jobname"], confirm=row["jobname"])
         removed += 1
     print(f"removed {removed} job folder(s)")
     return EXIT_OK
@@ -308,7 +311,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         make_backend_data(data_path)
     jobs_path.mkdir(parents=True, exist_ok=True)
     manager = JobManager(ResultsFileStore.from_settings(settings), LocalLauncher.from_settings(settings))
-    store = manager.store
     genes = resources.files("mljob.tools").joinpath("demo_genes.txt").read_bytes()
     jobname = manager.submit(genes, {}, prefix="demo", launch=False)
     print(f"running demo job {jobname} on {len(genes.split())} genes ...", file=sys.stderr)
@@ -316,20 +318,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(_status_line(status))
     if status.status is not State.COMPLETED:
         return EXIT_FAILED
-    for key, rows in manager.top_genes(jobname).items():
+    results = manager.results(jobname)
+    for key, rows in results.top_genes.items():
         print(f"\ntop genes for {key}:")
         print(_table(rows[:15]))
-    print(f"\njob folder: {store.job_path(jobname)}")
-    print(f"report: {store.job_path(jobname) / 'results' / 'report.html'}")
+    print(f"\njob folder: {results.folder}")
+    print(f"report: {results.report}")
     return EXIT_OK
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """The settings of this command: the environment, with --data-path / --jobs-path over it."""
+def _read_settings(args: argparse.Namespace) -> Settings:
+    """The environment, with --data-path / --jobs-path over it."""
     return Settings.from_env(data_path=getattr(args, "data_path", None), jobs_path=getattr(args, "jobs_path", None))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of this command, as `main` read them once."""
+    return args.settings
 
 
 def _manager(args: argparse.Namespace, need_data: bool = True) -> JobManager:
@@ -489,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, help="at most this many jobs")
     listing.set_defaults(handler=cmd_list)
 
-    cleanup = sub.add_parser("cleanup", parents=[paths], help="remove old job folders (never a running one)")
+    cleanup = sub.add_parser("cleanup", parents=[paths], help="remove old job folders (never a queued or running one)")
     cleanup.add_argument("--older-than", dest="older_than", type=float, required=True, metavar="DAYS")
     cleanup.add_argument("--status", choices=[s.value for s in State])
     cleanup.add_argument("--yes", action="store_true", help="remove without asking")

@@ -27,14 +27,15 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mljob import messages, supervisor
-from mljob.errors import DevHostError, MljobError
+from mljob.errors import DevHostError, HostJsonError, MljobError
+from mljob.host_config import MIN_POLLING_SECONDS, HostConfig, QueueOptions
 from mljob.settings import Settings
 
 log = logging.getLogger("mljob.tools.devhost")
@@ -44,7 +45,6 @@ BANNER = (
     "no scale controller; HTTP and queue triggers only)"
 )
 MAX_BODY_BYTES = 1_000_000  # at least; a web-app request may carry MAX_INPUT_BYTES of genes, as JSON (see DevHost)
-MIN_POLLING_SECONDS = 0.1
 GRACE_SECONDS = 10.0
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -69,79 +69,6 @@ def load_local_settings(app_dir: Path) -> list[str]:
             os.environ[name] = value if isinstance(value, str) else json.dumps(value)
             added.append(name)
     return added
-
-
-def parse_timespan(text: str) -> float:
-    """Seconds in a .NET TimeSpan as host.json writes it: "[d.]hh:mm:ss[.fff]"."""
-    match = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)", str(text).strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a time span like 00:00:30 or 00:00:00.500")
-    days, hours, minutes, seconds = match.groups()
-    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-@dataclass(frozen=True)
-class QueueOptions:
-    """host.json `extensions.queues`, with the Functions host's defaults."""
-
-    batch_size: int = 16
-    new_batch_threshold: int = 8
-    max_dequeue_count: int = 5
-    visibility_timeout: float = 0.0
-    max_polling_interval: float = 60.0
-    message_encoding: str = "base64"
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most messages one host processes at once."""
-        return self.batch_size + self.new_batch_threshold
-
-
-@dataclass(frozen=True)
-class HostConfig:
-    """What the dev host reads from host.json."""
-
-    queues: QueueOptions = field(default_factory=QueueOptions)
-    route_prefix: str = "api"
-
-    @classmethod
-    def load(cls, path: Path) -> HostConfig:
-        """Read host.json (all defaults when it is absent); DevHostError names a wrong value."""
-        data: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise DevHostError(f"{path} is not valid JSON: {exc}") from None
-        extensions = data.get("extensions") or {}
-        raw = {key.lower(): value for key, value in (extensions.get("queues") or {}).items()}
-        try:
-            batch_size = _bounded_int(raw, "batchSize", 16, 1, 32)
-            threshold_default = (os.cpu_count() or 1) * batch_size // 2
-            encoding = str(raw.get("messageencoding", "base64")).lower()
-            if encoding not in messages.ENCODINGS:
-                raise ValueError(f"messageEncoding must be base64 or none, not {encoding!r}")
-            queues = QueueOptions(
-                batch_size=batch_size,
-                new_batch_threshold=_bounded_int(raw, "newBatchThreshold", threshold_default, 0, 10_000),
-                max_dequeue_count=_bounded_int(raw, "maxDequeueCount", 5, 1, 10_000),
-                visibility_timeout=parse_timespan(raw.get("visibilitytimeout", "00:00:00")),
-                max_polling_interval=max(
-                    MIN_POLLING_SECONDS, parse_timespan(raw.get("maxpollinginterval", "00:01:00"))
-                ),
-                message_encoding=encoding,
-            )
-        except ValueError as exc:
-            raise DevHostError(f"{path}: extensions.queues: {exc}") from None
-        prefix = (extensions.get("http") or {}).get("routePrefix", "api")
-        return cls(queues=queues, route_prefix=str(prefix).strip("/"))
-
-
-def _bounded_int(raw: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = raw.get(name.lower(), default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
-    return value
 
 
 # --- the function app ------------------------------------------------------------------------
@@ -728,8 +655,9 @@ class QueueListener:
         )
         try:
             call_function(self.trigger.function, self.trigger.param, argument)
-        except Exception:
-            log.exception("function %s failed on message %s (try %d of %d)", self.trigger.name, message.id, count, most)
+        except Exception as exc:  # an MljobError's message is complete (the function logged its cause): no traceback
+            failed = f"function {self.trigger.name} failed on message {message.id} (try {count} of {most})"
+            log.error("%s: %s", failed, exc, exc_info=not isinstance(exc, MljobError))
             if count >= most:
                 return self._to_poison(message, lease, f"failed {count} times")
             retry = self.options.visibility_timeout
@@ -755,14 +683,18 @@ class DevHost:
     """Serves one function app: HTTP routes and queue listeners. `start()`, `port`, `stop()`."""
 
     def __init__(self, app_dir: Path, host: str = "127.0.0.1", port: int = 7071) -> None:
-        """Load settings, host.json and the app, and bind the port; DevHostError says what is wrong."""
+        """Load settings, host.json and the app, and bind the port; DevHostError says what is wrong, and a
+        malformed setting raises its SettingsError before the app is imported (nothing is served)."""
         app_dir = Path(app_dir)
         self.local_settings = load_local_settings(app_dir)
         self.settings = Settings.from_env()
         self.cors = CorsPolicy.parse(self.settings.cors_allowed_origins)
         # The Functions host takes bodies up to 100 MB; this one, enough for gpz-ml's genes (MAX_INPUT_BYTES as JSON).
         self.max_body_bytes = max(MAX_BODY_BYTES, 2 * self.settings.max_input_bytes)
-        self.config = HostConfig.load(app_dir / "host.json")
+        try:
+            self.config = HostConfig.load(app_dir / "host.json")
+        except HostJsonError as exc:
+            raise DevHostError(str(exc)) from None
         self.routes: list[HttpRoute] = []
         triggers: list[QueueTrigger] = []
         self.skipped: list[str] = []
@@ -869,7 +801,8 @@ class DevHost:
 
 
 def serve(host: str = "127.0.0.1", port: int = 7071, app_dir: Path = Path(".")) -> int:
-    """Run the development host until SIGINT/SIGTERM: 0 after a clean stop, 2 when the app cannot be served."""
+    """Run the development host until SIGINT/SIGTERM: 0 after a clean stop, 2 when the app cannot be served (a
+    malformed setting included: one line on stderr that names it, and nothing is served)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:

@@ -15,7 +15,7 @@ once, a web app writing a new job's inputs):
   retry policy (``retry_total`` tries, exponential backoff from ``retry_backoff`` seconds) and
   then again per file (``file_retries`` more attempts of the whole file).
 - :func:`upload_job` copies one job folder to ``jobs/<jobname>``; :func:`submit_to_share` creates a
-  job (same validation as :class:`~mljob.job_manager.JobManager`) in a temporary folder and uploads it.
+  job (as every job is created: :func:`mljob.job_folders.create_job`) in a temporary folder and uploads it.
   The folder is uploaded file by file: enqueue the job only after these return.
 
 The connection string is the storage account's (``QUEUECONNECTIONSTRING`` by default in the CLI);
@@ -43,7 +43,6 @@ from typing import Any
 
 from mljob.errors import (
     InvalidInput,
-    MljobError,
     SettingsError,
     ShareError,
     ShareUnreachable,
@@ -220,18 +219,17 @@ def submit_to_share(
 ) -> str:
     """Create a job for a web app that does not mount the share; return its name.
 
-    Validates like ``JobManager.submit`` (InvalidInput names what is wrong; `settings` give the input
-    limits MAX_INPUT_GENES and MAX_INPUT_BYTES, default the documented ones), writes the folder in a
-    temporary jobs folder with ResultsFileStore.create_job, uploads it with :func:`upload_job`
-    (UploadFailed if incomplete) and removes the temporary copy. Enqueue the job afterwards.
+    Creates it like every job (:func:`mljob.job_folders.create_job`: InvalidInput names what is wrong;
+    `settings` give the input limits MAX_INPUT_GENES and MAX_INPUT_BYTES, default the documented ones) in a
+    temporary jobs folder, uploads it with :func:`upload_job` (UploadFailed if incomplete) and removes the
+    temporary copy. Enqueue the job afterwards.
     """
-    from mljob.job_manager import JobManager
+    from mljob.job_folders import create_job
     from mljob.results_store import ResultsFileStore
 
     with tempfile.TemporaryDirectory(prefix="mljob-submit-") as tmp:
         store = ResultsFileStore.from_settings(dataclasses.replace(settings or Settings(), jobs_path=Path(tmp)))
-        manager = JobManager(store, _NoLauncher())
-        jobname = manager.submit(genes, params, name=name, prefix=prefix, negatives=negatives, launch=False)
+        jobname = create_job(store, genes, params, name=name, prefix=prefix, negatives=negatives)
         upload_job(
             tmp, jobname, connection_string=connection_string, share_name=share_name, jobs_dir=jobs_dir, **kwargs
         )
@@ -568,13 +566,6 @@ class _Uploader:
     def _advance(self, n: int) -> None:
         if n and self.bar is not None:
             self.bar.update(n)
-
-
-class _NoLauncher:
-    """Launcher of jobs created only to be uploaded: launching them here is a mistake."""
-
-    def launch(self, jobname: str) -> None:
-        raise MljobError(f"job {jobname} is uploaded to the share, not run here: enqueue it")
 
 
 def _human(n: float) -> str:

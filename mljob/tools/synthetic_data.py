@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mljob import backend_data as bd
+from mljob import vocabulary as vocab
 
 FEATURES = "SixSpeciesN2V"
 _MIN_GENES = 100
@@ -71,7 +72,7 @@ def make_backend_data(
     writer = _Writer(dest)
     sizes = _community_sizes(n_genes, seed)
     comm = np.repeat(np.arange(sizes.size), sizes)
-    centroids = {net: _rng(seed, 0, i).standard_normal((sizes.size, dim)) for i, net in enumerate(bd.NETWORKS)}
+    centroids = {net: _rng(seed, 0, i).standard_normal((sizes.size, dim)) for i, net in enumerate(vocab.NETWORKS)}
     genes = {sp: _gene_numbers(seed, sp, n_genes) for sp in species}
     for sp in species:
         names = _write_species(writer, sp, *genes[sp], sizes, comm, centroids, seed)
@@ -94,16 +95,16 @@ def make_backend_data(
 def _check_args(species: Sequence[str], n_genes: int, dim: int, seed: int) -> list[str]:
     if isinstance(species, str):
         species = [species]
-    unknown = [sp for sp in species if sp not in bd.SPECIES]
+    unknown = [sp for sp in species if sp not in vocab.SPECIES]
     if unknown or not species:
-        raise ValueError(f"species must be some of {', '.join(bd.SPECIES)}; got {list(species)}")
+        raise ValueError(f"species must be some of {', '.join(vocab.SPECIES)}; got {list(species)}")
     if not _MIN_GENES <= n_genes <= 1_000_000:
         raise ValueError(f"n_genes must be between {_MIN_GENES} and 1000000; got {n_genes}")
     if dim < 2:
         raise ValueError(f"dim must be at least 2; got {dim}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0; got {seed}")
-    return [sp for sp in bd.SPECIES if sp in species]
+    return [sp for sp in vocab.SPECIES if sp in species]
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -125,7 +126,7 @@ def _community_sizes(n: int, seed: int) -> np.ndarray:
 
 def _gene_numbers(seed: int, sp: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per latent gene: its number (symbol HSYN{number}) and Entrez ID (str)."""
-    si = bd.SPECIES.index(sp)
+    si = vocab.SPECIES.index(sp)
     number = _rng(seed, 1, si).permutation(n) + 1
     return number, np.array([str((si + 1) * 10_000_000 + x) for x in number.tolist()])
 
@@ -140,18 +141,18 @@ def _write_species(
     centroids: dict[str, np.ndarray],
     seed: int,
 ) -> list[str]:
-    si = bd.SPECIES.index(sp)
+    si = vocab.SPECIES.index(sp)
     n = comm.size
     names = _write_id_conversions(writer, sp, number, entrez, comm, seed)
     terms = _terms(sp, sizes, seed)
-    all_terms = [t for kind in bd.GSC_CONTEXTS[sp] for t in terms[kind]]
+    all_terms = [t for kind in vocab.GSC_CONTEXTS[sp] for t in terms[kind]]
     rows = np.repeat(np.arange(len(all_terms)), [t[3].size for t in all_terms])
     counts = np.zeros((len(all_terms), sizes.size), dtype=np.float32)
     np.add.at(counts, (rows, comm[np.concatenate([t[3] for t in all_terms])]), 1)
     composition = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    gscs = list(bd.GSC_CONTEXTS[sp]) + (["Combined"] if len(bd.GSC_CONTEXTS[sp]) > 1 else [])
-    for net in bd.networks_of(sp):
-        ni = bd.NETWORKS.index(net)
+    gscs = vocab.gscs_read(sp)
+    for net in vocab.networks_of(sp):
+        ni = vocab.NETWORKS.index(net)
         rng = _rng(seed, 2, si, ni)
         present = rng.random(n) >= _NETWORKS[net][0]
         order = rng.permutation(np.flatnonzero(present))
@@ -188,7 +189,7 @@ def _write_id_conversions(
     writer: _Writer, sp: str, number: np.ndarray, entrez: np.ndarray, comm: np.ndarray, seed: int
 ) -> list[str]:
     prefix, (gene_p, protein_p, transcript_p), _ = _SPECIES_IDS[sp]
-    rng = _rng(seed, 6, bd.SPECIES.index(sp))
+    rng = _rng(seed, 6, vocab.SPECIES.index(sp))
     n_forms = 1 + (rng.random(number.size) < 0.3) + (rng.random(number.size) < 0.1)
     genes = list(zip(number.tolist(), entrez.tolist(), comm.tolist(), n_forms.tolist(), strict=True))
     forms = [(4 * x + j, e) for x, e, _, k in genes for j in range(k)]  # 1-3 proteins/transcripts a gene
@@ -208,8 +209,8 @@ def _terms(sp: str, sizes: np.ndarray, seed: int) -> dict[str, list[tuple[str, s
     n = int(sizes.sum())
     starts = np.cumsum(sizes) - sizes
     out = {}
-    for ki, kind in enumerate(bd.GSC_CONTEXTS[sp]):
-        rng = _rng(seed, 3, bd.SPECIES.index(sp), ki)
+    for ki, kind in enumerate(vocab.GSC_CONTEXTS[sp]):
+        rng = _rng(seed, 3, vocab.SPECIES.index(sp), ki)
         prefix = {"GO": "GO", "Monarch": _SPECIES_IDS[sp][2], "Mondo": "MONDO"}[kind]
         word = _TERM_WORDS[kind]
         keep = rng.random(n) < _KEEP_IN_TERM
@@ -263,7 +264,7 @@ def _write_biomart(
     writer: _Writer, sp: str, other: str, genes: dict[str, tuple[np.ndarray, np.ndarray]], seed: int
 ) -> str:
     """One-to-one orthologs: gene k of ``sp`` to gene k of ``other``, a few left out (the same both ways)."""
-    a, b = sorted((bd.SPECIES.index(sp), bd.SPECIES.index(other)))
+    a, b = sorted((vocab.SPECIES.index(sp), vocab.SPECIES.index(other)))
     (_, entrez), (_, entrez_other) = genes[sp], genes[other]
     kept = _rng(seed, 4, a, b).random(entrez.size) >= _ORTHOLOG_MISSING
     mapping = dict(zip(entrez[kept].tolist(), entrez_other[kept].tolist(), strict=True))

@@ -1,7 +1,8 @@
 """Fault hooks for tests: loaded by the job processes (mljob.job_process.main) that tests start, never
 by mljob itself. A test puts this folder on sys.path (job processes inherit it) and names the fault in
 MLJOB_FAULT="STEP|ACTION|ARGUMENT[|JOBNAME]": when a job's status.json first shows STEP (for that job only,
-when JOBNAME is given), the job process does ACTION.
+when JOBNAME is given), the job process does ACTION. STEP "convert-ids": before every gene-ID conversion
+(a ConvertIds request) the job process does ACTION.
 
 ACTION: freeze (write its supervisor's pid to the file ARGUMENT and wait, to be killed), truncate or remove
 (the file ARGUMENT), fill (the file system of the folder ARGUMENT, to the last byte), no-space (from then
@@ -94,3 +95,12 @@ if _FAULT and any("mljob.job_process" in arg for arg in getattr(sys, "orig_argv"
         return result
 
     ResultsFileStore.update_status = update_status
+
+    if step == "convert-ids":
+        original_convert = job_process.convert_ids
+
+        def convert_ids(*args, **kwargs):
+            _act()
+            return original_convert(*args, **kwargs)
+
+        job_process.convert_ids = convert_ids
