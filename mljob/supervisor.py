@@ -47,6 +47,7 @@ from mljob.errors import (
     JobError,
     JobProcessDied,
     JobWorkFailed,
+    MljobError,
     RunCancelled,
     RunOutOfMemory,
     RunTimedOut,
@@ -261,16 +262,9 @@ def supervise_job(
     finally:
         with _lock:
             _busy -= 1
-    match outcome:
-        case Completed(summary):
-            return summary
-        case Refused(message):
-            raise JobError(message)
-        case OutOfMemory(message):
-            raise RunOutOfMemory(memory(message, None))
-        case Failed(error):
-            raise JobWorkFailed(error)
-    raise JobWorkFailed(f"the job process answered a job with {type(outcome).__name__}")
+    if isinstance(outcome, Completed):
+        return outcome.summary
+    raise _failure(outcome, "a job", memory)
 
 
 def convert_ids(genes: list[str], species: str, settings: Settings) -> dict[str, Any]:
@@ -302,16 +296,21 @@ def convert_ids(genes: list[str], species: str, settings: Settings) -> dict[str,
             outcome = _watch(process, request, limits)
     finally:
         _light_places.release()
+    if isinstance(outcome, Converted):
+        return outcome.result
+    raise _failure(outcome, "a gene-ID conversion", memory, prefix="the gene-ID conversion failed: ")
+
+
+def _failure(outcome: Outcome, what: str, memory: Callable[[str, float | None], str], prefix: str = "") -> MljobError:
+    """The error for an outcome other than the one the request wanted (`what` names the request)."""
     match outcome:
-        case Converted(result):
-            return result
         case Refused(message):
-            raise JobError(message)
+            return JobError(message)
         case OutOfMemory(message):
-            raise RunOutOfMemory(memory(message, None))
+            return RunOutOfMemory(memory(message, None))
         case Failed(error):
-            raise JobWorkFailed(f"the gene-ID conversion failed: {error}")
-    raise JobWorkFailed(f"the job process answered a gene-ID conversion with {type(outcome).__name__}")
+            return JobWorkFailed(prefix + error)
+    return JobWorkFailed(f"the job process answered {what} with {type(outcome).__name__}")
 
 
 @contextmanager

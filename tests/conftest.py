@@ -86,8 +86,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory):
 def browser() -> Iterator[Any]:
     """The system's Chromium, headless, driven by Playwright, for one test module (each test opens its own
     context; not for the session: Playwright's sync API keeps an event loop running in this thread, and later
-    tests that call asyncio.run would fail). Needs a Chromium binary (Debian: `apt-get install chromium`) and `pip install playwright`, never
-    `playwright install`; the test is skipped, with the reason, when either is missing."""
+    tests that call asyncio.run would fail). Needs a Chromium binary (Debian: `apt-get install chromium`) and
+    `pip install playwright`, never `playwright install`; the test is skipped, with the reason, when either is
+    missing."""
     if CHROMIUM is None:
         pytest.skip("no Chromium binary found (Debian: apt-get install chromium)")
     playwright_api = pytest.importorskip(

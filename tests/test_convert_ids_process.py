@@ -129,6 +129,7 @@ def test_a_conversion_does_not_wait_for_a_running_job(fault, store, settings, de
     assert not thread.is_alive() and type(ended[0]).__name__ == "RunCancelled", ended
 
 
+@pytest.mark.slow
 def test_jobs_keep_their_warm_job_process(store, settings, demo_genes):
     """Conversions have a job process of their own: the next job finds its warm one, not a busy or cold one."""
     pids = []
@@ -141,6 +142,7 @@ def test_jobs_keep_their_warm_job_process(store, settings, demo_genes):
     assert len(job_processes()) == 2  # the job's and the conversions'
 
 
+@pytest.mark.slow
 def test_a_conversion_waits_a_bounded_time_for_its_place(fault, tmp_path, data_path, demo_genes, monkeypatch):
     marker = tmp_path / "converting"
     fault("convert-ids", "freeze", str(marker))  # the first conversion holds the one place (MAX_LIGHT) ...
