@@ -9,10 +9,11 @@ while it is queued or running.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mljob.errors import InvalidInput, JobBusy, JobNotReady, PathEscape
-from mljob.job import new_jobname, parse_config, parse_genes, validate_jobname
+from mljob.job import JobConfig, new_jobname, parse_config, parse_genes, validate_jobname
 from mljob.lease import RunLease
 from mljob.results_store import ResultsFileStore
 from mljob.status import State
@@ -28,6 +29,44 @@ NOT_REMOVABLE = {
 }
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job validated and not yet written: its config (with its name), genes and negatives."""
+
+    config: JobConfig
+    genes: list[str]
+    negatives: list[str] | None
+
+    @property
+    def jobname(self) -> str:
+        return self.config.jobname
+
+
+def validate_job(
+    store: ResultsFileStore,
+    genes: Genes,
+    params: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    negatives: Genes | None = None,
+) -> NewJob:
+    """Validate the name (`name`, or a new one from `prefix`), the parameters and the genes (the store's
+    MAX_INPUT_GENES and MAX_INPUT_BYTES); InvalidInput names what is wrong. Nothing is written."""
+    jobname = validate_jobname(name) if name else new_jobname(prefix)
+    config = parse_config({**dict(params or {}), "jobname": jobname})
+    gene_list = _genes(store, genes, "input genes")
+    negative_list = _genes(store, negatives, "negative genes") if negatives is not None else None
+    return NewJob(config, gene_list, negative_list)
+
+
+def write_job(store: ResultsFileStore, job: NewJob, *, replace: bool = False) -> str:
+    """Create a validated job's folder, status `created`, whole or not at all; return its name (JobExists when
+    the name is taken and not `replace`)."""
+    store.create_job(job.config, job.genes, job.negatives, replace=replace)
+    return job.jobname
+
+
 def create_job(
     store: ResultsFileStore,
     genes: Genes,
@@ -38,17 +77,12 @@ def create_job(
     negatives: Genes | None = None,
     replace: bool = False,
 ) -> str:
-    """Validate the name (`name`, or a new one from `prefix`), the parameters and the genes (the store's
-    MAX_INPUT_GENES and MAX_INPUT_BYTES), then create the job folder, status `created`; return its name.
+    """`validate_job`, then `write_job`: the job folder, status `created`; return its name.
 
     InvalidInput names what is wrong (nothing is written); JobExists when `name` is taken and not `replace`.
     """
-    jobname = validate_jobname(name) if name else new_jobname(prefix)
-    config = parse_config({**dict(params or {}), "jobname": jobname})
-    gene_list = _genes(store, genes, "input genes")
-    negative_list = _genes(store, negatives, "negative genes") if negatives is not None else None
-    store.create_job(config, gene_list, negative_list, replace=replace)
-    return jobname
+    job = validate_job(store, genes, params, name=name, prefix=prefix, negatives=negatives)
+    return write_job(store, job, replace=replace)
 
 
 def _genes(store: ResultsFileStore, genes: Genes, what: str) -> list[str]:

@@ -30,7 +30,7 @@ from mljob.api import answering, error_answer, parse_body
 from mljob.enqueue import enqueue_jobs
 from mljob.errors import InvalidInput, ServiceUnavailable, TooManyWaiting
 from mljob.job import SPECIES, json_type, parse_genes
-from mljob.job_folders import create_job
+from mljob.job_folders import validate_job, write_job
 from mljob.network_layout import finite
 from mljob.queue import JobQueue
 from mljob.result_files import INPUT_GENES_FILE, MODEL
@@ -96,10 +96,11 @@ def load_genes(genes: list[str], species: str, settings: Settings) -> dict[str, 
 async def ml(body: bytes, settings: Settings) -> WebAnswer:
     """POST /api/gpz-ml: create and queue the job, wait for it up to WEB_WAIT_SECONDS, answer its results. An
     error answer names the job once it exists, and only then."""
+    store = ResultsFileStore.from_settings(settings)
     request = parse_ml_request(body, settings)
+    job = await asyncio.to_thread(validate_job, store, **request)  # a bad request is refused before it waits
     with _waiting_slot(settings.web_max_waiting):
-        store = ResultsFileStore.from_settings(settings)
-        jobname = await asyncio.to_thread(create_job, store, **request)
+        jobname = await asyncio.to_thread(write_job, store, job)
         naming_the_job = answering(functools.partial(refused, jobname=jobname))
         return await naming_the_job(_queue_and_wait)(store, jobname, settings)
 
@@ -120,7 +121,7 @@ async def _queue_and_wait(store: ResultsFileStore, jobname: str, settings: Setti
 
 
 def parse_ml_request(body: bytes, settings: Settings) -> dict[str, Any]:
-    """The job a gpz-ml request asks for, as the arguments of `create_job`, which validates it like any job:
+    """The job a gpz-ml request asks for, as the arguments of `validate_job`, which checks it like any job's:
     name -> prefix, gsc -> gsc_trn = gsc_res, sp_res one species, features SixSpeciesN2V; negatives when the list
     is non-empty. Only the request's own shape is checked here."""
     request = _request(body, settings, ML_KEYS, ", ".join(sorted(ML_KEYS)))

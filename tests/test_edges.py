@@ -253,6 +253,17 @@ def test_a_busy_gpz_ml_names_no_job_and_creates_none(deployment, store, monkeypa
     assert store.list_jobs() == [JOB]
 
 
+def test_a_bad_gpz_ml_is_refused_as_bad_even_when_every_place_is_taken(deployment, store, monkeypatch):
+    from mljob import webapp
+
+    monkeypatch.setattr(webapp, "_waiting", Settings().web_max_waiting)  # every place taken
+    monkeypatch.setitem(REQUESTS, "gpz_ml", {**REQUESTS["gpz_ml"], "body": {**REQUESTS["gpz_ml"]["body"], "gsc": "X"}})
+    response = call_http("gpz_ml")
+    answer = json.loads(response.get_body())
+    assert response.status_code == 400 and "gsc" in answer["message"] and "jobname" not in answer, answer
+    assert store.list_jobs() == [JOB]
+
+
 def test_a_gpz_ml_refused_after_its_job_was_created_names_it(deployment, store):
     response = call_http("gpz_ml")  # the queue is a closed port: the job is created, not queued
     answer = json.loads(response.get_body())
