@@ -32,9 +32,7 @@ class Opened:
 
 
 @contextmanager
-def open_geneplexus(
-    data_path: Path | str, params: dict[str, Any], *, cache_mb: int, fast: bool
-) -> Iterator[Opened]:
+def open_geneplexus(data_path: Path | str, params: dict[str, Any], *, cache_mb: int, fast: bool) -> Iterator[Opened]:
     """`GenePlexus(file_loc=data_path, **params)` with the warm cache (`cache_mb`; 0: off), the fast path
     (`fast`) and geneplexus.config guarded, while the block runs."""
     from geneplexus import GenePlexus  # heavy (~2 s): imported only when GenePlexus is opened
