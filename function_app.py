@@ -11,6 +11,7 @@ trigger logs it and leaves the message to be retried (see `process_job`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -263,7 +264,7 @@ def process_job(msg: func.QueueMessage) -> None:
     """
     from mljob import queue_trigger
 
-    tries = msg.dequeue_count or 1, queue_trigger.max_dequeue_count(HOST_JSON)
+    tries = msg.dequeue_count or 1, _max_dequeue_count()
     try:
         queue_trigger.handle_message(
             msg.get_body(),
@@ -274,3 +275,11 @@ def process_job(msg: func.QueueMessage) -> None:
         )
     except SettingsError as exc:
         raise queue_trigger.misconfigured(msg.id, *tries, exc) from None
+
+
+@functools.cache
+def _max_dequeue_count() -> int:
+    """host.json's maxDequeueCount, read once (the Functions host reads host.json when it starts, not per message)."""
+    from mljob import queue_trigger
+
+    return queue_trigger.max_dequeue_count(HOST_JSON)
