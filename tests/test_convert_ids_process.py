@@ -182,6 +182,23 @@ def test_a_conversion_over_job_memory_mb_is_stopped(fault, data_path, demo_genes
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("action", "argument", "limits", "status", "said"),
+    [
+        ("hang", "", {"job_timeout_seconds": 1}, 504, "the gene-ID conversion was stopped after 1 s"),
+        ("allocate", "2000", {"job_memory_mb": 600}, 500, "the gene-ID conversion ran out of memory"),
+    ],
+    ids=["time-limit", "memory-limit"],
+)
+def test_a_conversion_stopped_by_a_limit_is_answered_with_its_status(
+    fault, data_path, demo_genes, action, argument, limits, status, said
+):
+    fault("convert-ids", action, argument)
+    code, answer, _ = webapp.convert_ids(genes_request(demo_genes), Settings(data_path=data_path, **limits))
+    assert code == status and answer["message"].startswith(said), answer
+
+
+@pytest.mark.slow
 def test_a_crashed_conversion_leaves_the_host_standing(fault, tmp_path, data_path, demo_genes):
     marker = tmp_path / "frozen"
     fault("convert-ids", "freeze", str(marker))
